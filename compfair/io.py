@@ -1,0 +1,190 @@
+"""File input/output with the workflow's guarantees.
+
+Outputs are final or absent: everything is written to a temporary sibling and
+renamed into place only when complete, so a crash, a kill or a full disk never
+leaves a half-written file where a later rule would read it. Readers check
+every line and raise :class:`InputError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+class InputError(ValueError):
+    """Bad input: the message names the file and line, or the config key."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    The temporary name keeps the suffix of ``path`` so that writers that
+    dispatch on the extension (matplotlib, pandas) still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+        dir=path.parent,
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; rename it onto ``path`` on success.
+
+    An existing ``path`` is replaced only after the new directory is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: PathLike, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write one JSON object a line, atomically; return the number of rows."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            n += 1
+    return n
+
+
+def write_csv(path: PathLike, frame: Any) -> None:
+    """Write a pandas DataFrame to CSV atomically (no index)."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+
+
+def read_json(path: PathLike) -> Any:
+    """Read a JSON file; a parse error names the file and line."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg})") from exc
+
+
+def read_jsonl(path: PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSON-lines file, checking every line.
+
+    Blank lines are skipped. A line that is not a JSON object, or lacks one of
+    the ``required`` keys, raises :class:`InputError` naming file and line.
+    """
+    path = Path(path)
+    required = tuple(required)
+    rows: list[dict[str, Any]] = []
+    try:
+        fh = open(path, encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise InputError(f"{path}, line {lineno}: expected a JSON object")
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise InputError(f"{path}, line {lineno}: missing key(s) {', '.join(missing)}")
+            rows.append(row)
+    return rows
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (if installed) for a deterministic step."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy is a hard dependency
+        pass
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_TRACKED = ("torch", "transformers", "compfair", "snakemake", "numpy", "pandas")
+
+
+def provenance(**fields: Any) -> dict[str, Any]:
+    """Describe how an artefact was made: the given fields plus package versions."""
+    versions = {}
+    for name in _TRACKED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return {**fields, "python": platform.python_version(), "packages": versions}
+
+
+def setup_logging(log_file: PathLike | None = None, level: int = logging.INFO) -> None:
+    """Log to stderr and, if given, to ``log_file`` (the rule's ``log:``)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
