@@ -177,14 +177,19 @@ def provenance(**fields: Any) -> dict[str, Any]:
 
 
 def setup_logging(log_file: PathLike | None = None, level: int = logging.INFO) -> None:
-    """Log to stderr and, if given, to ``log_file`` (the rule's ``log:``)."""
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    """Send logging, and all of stderr (progress bars, warnings), to ``log_file``.
+
+    Rule scripts call this with the rule's ``log:`` so that everything a job
+    says ends up in its log; without a file, logging goes to stderr.
+    """
+    import sys
+
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
+        sys.stderr = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
+        handlers=[logging.StreamHandler(sys.stderr)],
         force=True,
     )

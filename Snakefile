@@ -1,0 +1,34 @@
+# Model compression and fairness: the whole study as one DAG.
+#
+#   data -> teacher fine-tuning -> distillation -> pruning -> generation
+#        -> toxicity and bias scoring -> aggregation -> figures and report
+#
+# The experiment is configured in config.yaml (or a preset given with
+# --configfile presets/<name>.yaml); the machine in profiles/<site>/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/teacher.smk"
+include: "rules/distill.smk"
+include: "rules/prune.smk"
+include: "rules/generate.smk"
+include: "rules/score.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/tables/metrics.csv",
+        FIGURES,
+    default_target: True

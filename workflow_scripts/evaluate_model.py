@@ -1,0 +1,18 @@
+"""Rule evaluate_model: held-out perplexity, size and measured sparsity of a model."""
+
+from pathlib import Path
+
+from compfair.io import setup_logging
+from compfair.metrics import evaluate_model
+
+setup_logging(snakemake.log[0])
+settings = snakemake.params.settings
+evaluate_model(
+    Path(snakemake.input.model),
+    Path(snakemake.input.tokens),
+    Path(snakemake.output[0]),
+    model_id=snakemake.wildcards.model,
+    seq_len=settings["seq_len"],
+    max_tokens=settings["max_tokens"],
+    batch_size=settings["batch_size"],
+)

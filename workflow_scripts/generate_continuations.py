@@ -1,0 +1,20 @@
+"""Rule generate_continuations: K sampled continuations per prompt."""
+
+from pathlib import Path
+
+from compfair.generate import generate_continuations
+from compfair.io import setup_logging
+
+setup_logging(snakemake.log[0])
+sampling = snakemake.params.sampling
+generate_continuations(
+    Path(snakemake.input.model),
+    Path(snakemake.input.prompts),
+    Path(snakemake.output[0]),
+    samples=snakemake.params.samples,
+    top_p=sampling["top_p"],
+    temperature=sampling["temperature"],
+    max_new_tokens=sampling["max_new_tokens"],
+    batch_size=sampling["batch_size"],
+    seed=snakemake.params.seed,
+)

@@ -1,0 +1,20 @@
+"""Rule prepare_corpus: clean, de-duplicate and split the corpus."""
+
+import logging
+from pathlib import Path
+
+from compfair.data import prepare_corpus
+from compfair.io import setup_logging
+
+setup_logging(snakemake.log[0])
+p = snakemake.params
+stats = prepare_corpus(
+    Path(p.path) if p.path else None,
+    Path(snakemake.output.train),
+    Path(snakemake.output.heldout),
+    heldout_fraction=p.heldout_fraction,
+    max_documents=p.max_documents,
+    min_chars=p.min_chars,
+    seed=p.seed,
+)
+logging.getLogger("prepare_corpus").info("corpus: %s", stats)

@@ -1,0 +1,14 @@
+"""Rule tokenize_corpus: one split tokenised by the base model's tokenizer."""
+
+from pathlib import Path
+
+from compfair.data import tokenize_corpus
+from compfair.io import setup_logging
+
+setup_logging(snakemake.log[0])
+tokenize_corpus(
+    Path(snakemake.input.corpus),
+    Path(snakemake.input.model),
+    Path(snakemake.output[0]),
+    max_tokens=snakemake.params.max_tokens,
+)
