@@ -43,7 +43,7 @@ def missing_paths(config: dict[str, Any], repo_root: str | Path) -> list[str]:
         checks.append((f"prompts.{name}.path", spec.get("path")))
     messages = []
     for key, value in checks:
-        if value is not None and not Path(value).exists() and not (root / value).exists():
+        if value is not None and not (root / value).exists():  # an absolute value ignores root
             messages.append(f"config key {key}: file or folder not found: {value}")
     base = config.get("base_model", {})
     if base.get("source") == "hf" and not base.get("path"):

@@ -1,0 +1,90 @@
+"""The config schema: every shipped config is valid; bad ones name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compfair.config import config_errors, missing_paths
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+def merged(*names: str) -> dict:
+    """Layer configs the way Snakemake does (nested dicts updated, lists replaced)."""
+
+    def update(base: dict, new: dict) -> dict:
+        for k, v in new.items():
+            base[k] = update(dict(base.get(k, {})), v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        return base
+
+    out: dict = {}
+    for name in names:
+        out = update(out, load(name))
+    return out
+
+
+@pytest.mark.parametrize("preset", [[], ["presets/smoke.yaml"]])
+def test_shipped_configs_are_valid(preset: list[str]) -> None:
+    config = merged("config.yaml", *preset)
+    assert config_errors(config, SCHEMA) == []
+    assert missing_paths(config, REPO) == []
+
+
+def test_every_schema_property_has_description_and_default() -> None:
+    schema = yaml.safe_load(SCHEMA.read_text())
+
+    def walk(props: dict, where: str) -> list[str]:
+        bad = []
+        for name, spec in props.items():
+            if "$ref" in spec:
+                continue
+            if "description" not in spec or ("default" not in spec and name not in ("source", "prompts")):
+                bad.append(f"{where}{name}")
+            bad += walk(spec.get("properties", {}), f"{where}{name}.")
+        return bad
+
+    missing = walk(schema["properties"], "")
+    for name, spec in schema["definitions"].items():
+        missing += walk(spec["properties"], f"definitions.{name}.")
+    assert missing == []
+
+
+def test_errors_name_each_bad_key() -> None:
+    config = merged("config.yaml")
+    config["pruning"] = {"sparsities": [0.3, 1.5, 0]}
+    config["prompts"]["rtp"]["samples"] = 0
+    config["typo_key"] = 1
+    errors = config_errors(config, SCHEMA)
+    assert "config key pruning.sparsities[1]: 1.5 is greater than or equal to the maximum of 1" in errors
+    assert "config key pruning.sparsities[2]: 0 is less than or equal to the minimum of 0" in errors
+    assert "config key prompts.rtp.samples: 0 is less than the minimum of 1" in errors
+    assert any("'typo_key' was unexpected" in e for e in errors)
+    assert len(errors) == 4
+
+
+def test_unknown_prompt_source_and_bad_promptset_name() -> None:
+    config = merged("config.yaml")
+    config["prompts"]["Bad-Name"] = {"source": "reddit"}
+    errors = config_errors(config, SCHEMA)
+    assert any(e.startswith("config key prompts.Bad-Name.source: 'reddit' is not one of") for e in errors)
+    assert any("'Bad-Name' does not match" in e for e in errors)
+
+
+def test_missing_paths_name_the_key(tmp_path: Path) -> None:
+    config = merged("config.yaml")
+    config["corpus"]["path"] = "nowhere"
+    config["base_model"] = {"source": "hf"}
+    config["report"] = {"toxicity_promptset": "nope"}
+    problems = missing_paths(config, tmp_path)
+    assert "config key corpus.path: file or folder not found: nowhere" in problems
+    assert "config key prompts.bold.path: file or folder not found: data/bias_prompts.csv" in problems
+    assert "config key base_model.path: required when base_model.source is 'hf'" in problems
+    assert any(p.startswith("config key report.toxicity_promptset") for p in problems)
