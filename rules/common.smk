@@ -64,8 +64,10 @@ def model_dir(wildcards):
 
 
 def promptset_spec(wildcards):
-    spec = dict(config["prompts"][wildcards.promptset])
-    spec["path"] = resolve_path(spec.get("path"))
+    """The loader options of a prompt set: the keys that are set, less the sampler's K."""
+    spec = {k: v for k, v in config["prompts"][wildcards.promptset].items() if v is not None and k != "samples"}
+    if "path" in spec:
+        spec["path"] = resolve_path(spec["path"])
     return spec
 
 
