@@ -25,7 +25,8 @@ rule aggregate_metrics:
 
 rule plot_figures:
     input:
-        "results/tables/metrics.csv",
+        metrics="results/tables/metrics.csv",
+        prompts=all_prompts(),
     output:
         report(
             "results/figures/toxicity_vs_sparsity.png",
