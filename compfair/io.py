@@ -193,3 +193,38 @@ def setup_logging(log_file: PathLike | None = None, level: int = logging.INFO) -
         handlers=[logging.StreamHandler(sys.stderr)],
         force=True,
     )
+
+
+def concatenate_shards(shards: Iterable[PathLike], out_path: PathLike) -> int:
+    """Join shard files, in the given order, into ``out_path`` atomically.
+
+    JSON-lines shards are checked line by line; CSV shards must share one
+    header, which is written once. Returns the number of data rows.
+    """
+    shards = [Path(p) for p in shards]
+    out_path = Path(out_path)
+    if not shards:
+        raise InputError(f"{out_path}: no shards to gather")
+    n = 0
+    with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        if out_path.suffix == ".jsonl":
+            for shard in shards:
+                for row in read_jsonl(shard):
+                    out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+                    n += 1
+        elif out_path.suffix == ".csv":
+            header: str | None = None
+            for shard in shards:
+                with open(shard, encoding="utf-8") as fh:
+                    first = fh.readline()
+                    if header is None:
+                        header = first
+                        out.write(header)
+                    elif first != header:
+                        raise InputError(f"{shard}, line 1: header differs from {shards[0]}")
+                    for line in fh:
+                        out.write(line)
+                        n += 1
+        else:
+            raise InputError(f"{out_path}: cannot gather files of type {out_path.suffix!r}")
+    return n
