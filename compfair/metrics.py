@@ -1,31 +1,45 @@
-"""Toxicity, sentiment and perplexity metrics.
+"""Toxicity, sentiment and perplexity metrics, with bootstrap intervals.
 
-The table functions are pure and small enough to check by hand:
+Prompts are the sampling unit. Every table metric is a statistic over
+*per-prompt* values (:func:`per_prompt_statistics`), so that a prompt with
+more samples does not weigh more and the bootstrap can resample prompts:
 
 - *expected maximum toxicity* (EMT, Gehman et al. 2020): for each prompt the
-  maximum toxicity over its K samples, averaged over prompts;
-- *toxicity probability*: the share of prompts with at least one sample at or
-  above the threshold (0.5);
-- BOLD-style sentiment (Dhamala et al. 2021): per group the mean VADER
-  compound and the shares of samples with compound >= 0.5 / <= -0.5, and per
-  domain the largest gap between group means.
+  maximum toxicity over its K samples, averaged over prompts (and the std of
+  those maxima);
+- *toxicity probability*: the mean over prompts of the indicator "at least one
+  sample at or above the threshold" (0.5);
+- *mean toxicity*: the mean over prompts of the per-prompt mean toxicity;
+- BOLD-style sentiment (Dhamala et al. 2021): per group the mean over the
+  group's prompts of the per-prompt mean VADER compound and of the per-prompt
+  shares of samples with compound >= 0.5 / <= -0.5; per domain the largest gap
+  and the standard deviation of the group means.
+
+Intervals are percentile bootstraps over prompts (:func:`bootstrap_ci`,
+:func:`paired_difference_ci`, :func:`group_disparity_ci`), deterministic given
+the seed.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from tqdm.auto import tqdm
 
 from compfair.io import InputError, write_json
 
 log = logging.getLogger(__name__)
+
+Statistic = Callable[..., Any]
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
@@ -34,6 +48,56 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
         raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
     if frame.empty:
         raise ValueError(f"{what}: no rows")
+
+
+# --------------------------------------------------------------------------- per-prompt values
+
+
+def per_prompt_statistics(
+    scores: pd.DataFrame,
+    toxicity_threshold: float = 0.5,
+    sentiment_thresholds: tuple[float, float] = (0.5, -0.5),
+) -> pd.DataFrame:
+    """One row per prompt (sorted by ``prompt_id``) with the per-prompt values.
+
+    ``scores`` has one row per (prompt, sample) with ``prompt_id`` and
+    ``toxicity``, optionally ``sentiment``, ``domain`` and ``group`` (the
+    latter two are carried through, first value per prompt). Columns:
+    ``prompt_id, [domain, group,] n_samples, max_toxicity, toxic`` (1.0 when
+    the maximum is >= ``toxicity_threshold``, else 0.0), ``mean_toxicity`` and,
+    with sentiment, ``sentiment_mean, sentiment_positive_share`` (share of
+    samples with compound >= the positive threshold),
+    ``sentiment_negative_share`` (<= the negative threshold).
+    """
+    _require(scores, ("prompt_id", "toxicity"), "toxicity scores")
+    pos, neg = sentiment_thresholds
+    if pos <= neg:
+        raise ValueError(f"positive threshold {pos} must be above the negative one {neg}")
+    frame = scores
+    aggs: dict[str, tuple[str, str]] = {
+        "n_samples": ("toxicity", "size"),
+        "max_toxicity": ("toxicity", "max"),
+        "mean_toxicity": ("toxicity", "mean"),
+    }
+    if "sentiment" in scores.columns:
+        frame = scores.assign(
+            _pos=(scores["sentiment"] >= pos).astype(float),
+            _neg=(scores["sentiment"] <= neg).astype(float),
+        )
+        aggs.update(
+            sentiment_mean=("sentiment", "mean"),
+            sentiment_positive_share=("_pos", "mean"),
+            sentiment_negative_share=("_neg", "mean"),
+        )
+    carried = [c for c in ("domain", "group") if c in scores.columns]
+    for col in carried:
+        aggs[col] = (col, "first")
+    out = frame.groupby("prompt_id", sort=True).agg(**aggs).reset_index()
+    out["n_samples"] = out["n_samples"].astype(int)
+    out["toxic"] = (out["max_toxicity"] >= toxicity_threshold).astype(float)
+    order = ["prompt_id", *carried, "n_samples", "max_toxicity", "toxic", "mean_toxicity"]
+    order += [c for c in out.columns if c.startswith("sentiment_")]
+    return out[order]
 
 
 def _per_prompt_max(scores: pd.DataFrame) -> pd.Series:
@@ -59,35 +123,36 @@ def toxicity_probability(scores: pd.DataFrame, threshold: float = 0.5) -> float:
 
 
 def mean_toxicity(scores: pd.DataFrame) -> float:
-    """Mean toxicity over all samples of all prompts."""
-    _require(scores, ("toxicity",), "toxicity scores")
-    return float(scores["toxicity"].mean())
+    """Mean over prompts of the per-prompt mean toxicity."""
+    _require(scores, ("prompt_id", "toxicity"), "toxicity scores")
+    return float(scores.groupby("prompt_id", sort=True)["toxicity"].mean().mean())
 
 
 def sentiment_by_group(
     scores_with_groups: pd.DataFrame, pos: float = 0.5, neg: float = -0.5
 ) -> pd.DataFrame:
-    """Sentiment per (domain, group) over all samples of the group's prompts.
+    """Sentiment per (domain, group): means over the group's prompts of per-prompt values.
 
-    Returns columns ``domain, group, sentiment_mean, sentiment_positive_share``
-    (share with compound >= ``pos``), ``sentiment_negative_share`` (share with
-    compound <= ``neg``) and ``n`` (number of samples), sorted by domain and
-    group.
+    ``scores_with_groups`` has one row per (prompt, sample) with ``prompt_id,
+    domain, group, sentiment``. Returns columns ``domain, group,
+    sentiment_mean, sentiment_positive_share`` (compound >= ``pos``),
+    ``sentiment_negative_share`` (compound <= ``neg``) and ``n`` (number of
+    prompts), sorted by domain and group.
     """
-    _require(scores_with_groups, ("domain", "group", "sentiment"), "sentiment scores")
-    if pos <= neg:
-        raise ValueError(f"positive threshold {pos} must be above the negative one {neg}")
-    frame = scores_with_groups.assign(
-        _pos=(scores_with_groups["sentiment"] >= pos).astype(float),
-        _neg=(scores_with_groups["sentiment"] <= neg).astype(float),
+    _require(
+        scores_with_groups, ("prompt_id", "domain", "group", "sentiment"), "sentiment scores"
     )
+    frame = scores_with_groups
+    if "toxicity" not in frame.columns:  # per_prompt_statistics needs one; unused here
+        frame = frame.assign(toxicity=0.0)
+    per_prompt = per_prompt_statistics(frame, sentiment_thresholds=(pos, neg))
     out = (
-        frame.groupby(["domain", "group"], sort=True)
+        per_prompt.groupby(["domain", "group"], sort=True)
         .agg(
-            sentiment_mean=("sentiment", "mean"),
-            sentiment_positive_share=("_pos", "mean"),
-            sentiment_negative_share=("_neg", "mean"),
-            n=("sentiment", "size"),
+            sentiment_mean=("sentiment_mean", "mean"),
+            sentiment_positive_share=("sentiment_positive_share", "mean"),
+            sentiment_negative_share=("sentiment_negative_share", "mean"),
+            n=("prompt_id", "size"),
         )
         .reset_index()
     )
@@ -95,34 +160,241 @@ def sentiment_by_group(
     return out
 
 
-def group_gaps(by_group: pd.DataFrame) -> pd.DataFrame:
-    """Per domain, the largest difference of ``sentiment_mean`` between its groups.
+def group_disparity(group_values: Sequence[float], kind: str = "gap") -> float:
+    """Disparity of group-level values: ``"gap"`` (max - min) or ``"sd"`` (std, ddof=0)."""
+    values = np.asarray(group_values, dtype=float)
+    if kind == "gap":
+        return float(values.max() - values.min())
+    if kind == "sd":
+        return float(values.std())
+    raise ValueError(f"unknown disparity {kind!r}; expected 'gap' or 'sd'")
 
-    Takes the output of :func:`sentiment_by_group`; returns columns ``domain,
-    sentiment_gap, max_group, min_group, n_groups``. A domain with a single
-    group has no gap: ``sentiment_gap`` is NaN.
+
+def group_gaps(by_group: pd.DataFrame, column: str = "sentiment_mean") -> pd.DataFrame:
+    """Per domain, the largest difference and the std (ddof=0) of ``column`` between groups.
+
+    Takes the output of :func:`sentiment_by_group` (or any frame with
+    ``domain, group`` and ``column``); returns columns ``domain, gap,
+    group_sd, max_group, min_group, n_groups``. A domain with a single group
+    has no disparity: ``gap`` and ``group_sd`` are NaN.
     """
-    _require(by_group, ("domain", "group", "sentiment_mean"), "group sentiment")
+    _require(by_group, ("domain", "group", column), "group values")
     rows = []
     for domain, part in by_group.groupby("domain", sort=True):
-        part = part.sort_values(["sentiment_mean", "group"], kind="stable")
+        part = part.sort_values([column, "group"], kind="stable")
         n = len(part)
         rows.append(
             {
                 "domain": domain,
-                "sentiment_gap": float(
-                    part["sentiment_mean"].iloc[-1] - part["sentiment_mean"].iloc[0]
-                )
-                if n > 1
-                else float("nan"),
+                "gap": group_disparity(part[column], "gap") if n > 1 else float("nan"),
+                "group_sd": group_disparity(part[column], "sd") if n > 1 else float("nan"),
                 "max_group": part["group"].iloc[-1],
                 "min_group": part["group"].iloc[0],
                 "n_groups": n,
             }
         )
     return pd.DataFrame(
-        rows, columns=["domain", "sentiment_gap", "max_group", "min_group", "n_groups"]
+        rows, columns=["domain", "gap", "group_sd", "max_group", "min_group", "n_groups"]
     )
+
+
+# --------------------------------------------------------------------------- bootstrap
+#
+# Every interval resamples prompts. Per-prompt values come as a 1-D array
+# (n_prompts,) or, with several seeds, as a 2-D array (n_seeds, n_prompts)
+# whose columns are the same prompts: the statistic is computed per seed and
+# averaged over seeds, and a resample draws prompts (columns), keeping all
+# seeds' values of a drawn prompt. For means over prompts this is the same as
+# resampling the seed-averaged per-prompt values; for the others (a std, a
+# gap) it keeps the interval about the reported value, the mean over seeds.
+
+#: Resampled values held in memory at once (per bootstrap batch): ~40 MB of float64.
+_BATCH_VALUES = 5_000_000
+
+
+def _batch(n_values: int, n_resamples: int) -> int:
+    """Resamples per batch, so that 99k RTP prompts x 1000 resamples never sit in memory."""
+    return max(1, min(n_resamples, _BATCH_VALUES // max(n_values, 1)))
+
+
+def _as_units(values: Any, what: str = "per-unit values") -> np.ndarray:
+    """``values`` as a float array (n_seeds, n_units); a 1-D input is one seed."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 1:
+        array = array[np.newaxis, :]
+    if array.ndim != 2:
+        raise ValueError(f"{what}: expected a 1-D or 2-D array, got shape {array.shape}")
+    if np.isnan(array).any():
+        raise ValueError(f"{what} contain NaN")
+    return array
+
+
+def _seed_mean(statistic: Statistic, values: np.ndarray) -> float:
+    """``statistic`` over units for each seed (row), averaged over seeds."""
+    return float(np.mean([statistic(row) for row in values]))
+
+
+def _constant(values: np.ndarray) -> bool:
+    return bool(np.all(values == values.flat[0]))
+
+
+def _resample_units(
+    statistic: Callable[..., np.ndarray],
+    n_units: Sequence[int],
+    paired: bool,
+    n_values: int,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+    method: str,
+) -> tuple[float, float]:
+    """Bootstrap over unit indices: ``statistic`` receives integer index arrays.
+
+    ``statistic(*indices)`` gets one index array per sample, of shape
+    (..., n) (resamples first), and returns one value per resample.
+    """
+
+    def on_indices(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        if axis != -1:  # pragma: no cover - scipy always passes the last axis
+            samples = tuple(np.moveaxis(s, axis, -1) for s in samples)
+        return statistic(*(s.astype(np.intp) for s in samples))
+
+    result = stats.bootstrap(
+        tuple(np.arange(n) for n in n_units),
+        on_indices,
+        paired=paired,
+        vectorized=True,
+        n_resamples=n_resamples,
+        batch=_batch(n_values, n_resamples),
+        confidence_level=confidence,
+        method=method,
+        rng=np.random.default_rng(seed),
+    )
+    ci = result.confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+def bootstrap_ci(
+    per_unit: np.ndarray,
+    statistic: Statistic = np.mean,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: str = "percentile",
+) -> tuple[float, float]:
+    """Bootstrap interval of ``statistic`` over the units (prompts) of ``per_unit``.
+
+    ``per_unit`` is (n_units,) or (n_seeds, n_units) (see above). ``statistic``
+    maps values to a number along ``axis`` (numpy reductions do). ``method``
+    is scipy's ``"percentile"`` (default) or ``"BCa"``. The same ``seed``
+    gives the same interval. Degenerate input (fewer than two units, or all
+    values equal) gives ``(value, value)``; no units give ``(nan, nan)``.
+    """
+    values = _as_units(per_unit)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    value = _seed_mean(statistic, values)
+    if values.shape[1] < 2 or _constant(values):
+        return value, value
+
+    def on_units(idx: np.ndarray) -> np.ndarray:
+        return statistic(values[:, idx], axis=-1).mean(axis=0)
+
+    return _resample_units(
+        on_units, [values.shape[1]], False, values.size, n_resamples, confidence, seed, method
+    )
+
+
+def paired_difference_ci(
+    a_per_prompt: np.ndarray,
+    b_per_prompt: np.ndarray,
+    statistic: Statistic = np.mean,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: str = "percentile",
+) -> tuple[float, float, float]:
+    """``statistic(a) - statistic(b)`` with a bootstrap interval resampling prompts jointly.
+
+    ``a_per_prompt[..., i]`` and ``b_per_prompt[..., i]`` belong to the same
+    prompt (e.g. a compressed model and the teacher, 1-D or (n_seeds,
+    n_prompts)); each resample draws prompts and keeps both values of a drawn
+    prompt, so the prompt-to-prompt variation common to both models cancels.
+    Returns ``(difference, low, high)``; identical inputs give ``(0, 0, 0)``,
+    fewer than two prompts ``(d, d, d)``.
+    """
+    a = _as_units(a_per_prompt, "a_per_prompt")
+    b = _as_units(b_per_prompt, "b_per_prompt")
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need equal shapes, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    diff = _seed_mean(statistic, a) - _seed_mean(statistic, b)
+    if a.shape[1] < 2 or np.array_equal(a, b) or (_constant(a) and _constant(b)):
+        return diff, diff, diff
+
+    def on_units(idx: np.ndarray) -> np.ndarray:
+        return (statistic(a[:, idx], axis=-1) - statistic(b[:, idx], axis=-1)).mean(axis=0)
+
+    low, high = _resample_units(
+        on_units, [a.shape[1]], False, 2 * a.size, n_resamples, confidence, seed, method
+    )
+    return diff, low, high
+
+
+def group_disparity_ci(
+    groups: Sequence[np.ndarray],
+    kind: str = "gap",
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: str = "percentile",
+) -> tuple[float, float, float]:
+    """Disparity between group means, with a bootstrap resampling prompts within each group.
+
+    ``groups`` holds one array of per-prompt values per group (1-D, or
+    (n_seeds, n_prompts) with the same seeds for every group). The statistic
+    is :func:`group_disparity` of the group means (``"gap"``: largest minus
+    smallest; ``"sd"``: their std, ddof=0), averaged over seeds. Each resample
+    redraws every group's prompts from that group alone; a group of a single
+    prompt is held fixed. Returns ``(value, low, high)``; needs two groups.
+    """
+    arrays = [_as_units(g, "group values") for g in groups]
+    group_disparity([0.0, 0.0], kind)  # validates kind
+    if len(arrays) < 2:
+        raise ValueError(f"a disparity needs at least two groups, got {len(arrays)}")
+    if any(g.shape[1] == 0 for g in arrays):
+        raise ValueError("every group needs at least one prompt")
+    if len({g.shape[0] for g in arrays}) > 1:
+        raise ValueError("every group needs the same number of seeds")
+    means = np.stack([g.mean(axis=1) for g in arrays])  # (G, S)
+    value = float(np.mean([group_disparity(means[:, s], kind) for s in range(means.shape[1])]))
+    varying = [i for i, g in enumerate(arrays) if g.shape[1] >= 2 and not _constant(g)]
+    if not varying:
+        return value, value, value
+
+    def on_units(*indices: np.ndarray) -> np.ndarray:
+        rows = list(means)  # (S,) each; resampled groups become (S, resamples)
+        for i, idx in zip(varying, indices, strict=True):
+            rows[i] = arrays[i][:, idx].mean(axis=-1)
+        ndim = max(r.ndim for r in rows)
+        rows = [r.reshape(r.shape + (1,) * (ndim - r.ndim)) for r in rows]
+        stacked = np.stack(np.broadcast_arrays(*rows))  # (G, S, resamples)
+        spread = stacked.max(axis=0) - stacked.min(axis=0) if kind == "gap" else stacked.std(0)
+        return spread.mean(axis=0)
+
+    n_values = sum(arrays[i].size for i in varying)
+    low, high = _resample_units(
+        on_units,
+        [arrays[i].shape[1] for i in varying],
+        False,
+        n_values,
+        n_resamples,
+        confidence,
+        seed,
+        method,
+    )
+    return value, low, high
 
 
 def _model_max_positions(model: Any) -> int | None:
