@@ -1,0 +1,181 @@
+"""The smoke preset on a real SLURM cluster: every job goes through sbatch, and
+the metrics table is byte-identical to the one a single machine makes.
+
+Opt-in, because it needs a cluster and takes minutes: set ``COMPFAIR_SLURM=1``
+with a cluster that ``sinfo`` can see, e.g. the single-node one from
+``tests/cluster/start_slurm.sh`` (``tests/cluster/run.sh`` does both). With the
+variable unset every test here is skipped; with it set and no cluster
+answering they fail, so a CI job that asked for the cluster cannot pass
+without one.
+
+``COMPFAIR_SLURM_WORKDIR`` puts the scratch directories elsewhere than the
+pytest temporary directory: on a multi-node cluster it must be a filesystem
+the compute nodes share.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.workflow.conftest import REPO, SMOKE, planned_jobs
+
+pytestmark = [
+    pytest.mark.workflow,
+    pytest.mark.skipif(
+        os.environ.get("COMPFAIR_SLURM") != "1",
+        reason="SLURM test is opt-in: set COMPFAIR_SLURM=1 (see tests/cluster/run.sh)",
+    ),
+]
+
+SLURM_PROFILE = str(REPO / "profiles" / "slurm")
+# The whole smoke run takes about 6 minutes on 2 cores; a job stuck pending
+# (a request the cluster can never satisfy) must not hang CI for ever.
+TIMEOUT_S = int(os.environ.get("COMPFAIR_SLURM_TIMEOUT", "1800"))
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def run_snakemake(workdir: Path, *args: str) -> str:
+    """Run the smoke preset in ``workdir``; return Snakemake's combined output.
+
+    On a timeout Snakemake is interrupted (it then cancels its SLURM jobs) and
+    the test fails with what the queue looked like.
+    """
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", SMOKE,
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        queue = subprocess.run(["squeue", "--states=all"], capture_output=True, text=True).stdout
+        raise AssertionError(f"snakemake timed out after {TIMEOUT_S}s\n{output[-4000:]}\nsqueue:\n{queue}")
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-8000:]}")
+    return output
+
+
+def scratch(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    base = os.environ.get("COMPFAIR_SLURM_WORKDIR")
+    if base:
+        Path(base).mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+    return tmp_path_factory.mktemp(name)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """The name of a node the cluster reports ready; fails if there is none."""
+    if shutil.which("sinfo") is None:
+        pytest.fail("COMPFAIR_SLURM=1 but there is no sinfo: start a cluster (tests/cluster/start_slurm.sh)")
+    proc = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--format=%N %T"], capture_output=True, text=True
+    )
+    ready = [line.split()[0] for line in proc.stdout.splitlines() if re.search(r" (idle|mixed|allocated)", line)]
+    if proc.returncode != 0 or not ready:
+        pytest.fail(f"COMPFAIR_SLURM=1 but no SLURM node is ready:\n{proc.stdout}{proc.stderr}")
+    return ready[0]
+
+
+@pytest.fixture(scope="module")
+def expected_jobs(tmp_path_factory: pytest.TempPathFactory) -> Counter:
+    """Jobs per rule of a complete smoke run, from a dry run in an empty directory."""
+    workdir = tmp_path_factory.mktemp("dry")
+    counts = planned_jobs_of(run_snakemake(workdir, "--workflow-profile", SLURM_PROFILE, "-n"))
+    counts.pop("all", None)  # a target without a script runs inside Snakemake itself
+    assert counts, "dry run planned no jobs"
+    return counts
+
+
+def planned_jobs_of(output: str) -> Counter:
+    return Counter(planned_jobs(subprocess.CompletedProcess([], 0, stdout=output, stderr="")))
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The smoke preset run through sbatch; returns its directory and output."""
+    workdir = scratch(tmp_path_factory, "smoke-slurm")
+    output = run_snakemake(
+        workdir,
+        "--workflow-profile", SLURM_PROFILE,
+        # The profile's 40 s before the first status check suits a busy site;
+        # smoke jobs take seconds.
+        "--slurm-init-seconds-before-status-checks", "2",
+        # Keep the log of every job, not only the failed ones, as evidence.
+        "--slurm-keep-successful-logs",
+    )
+    return workdir, output
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same preset on this machine, with the single-machine profile."""
+    workdir = scratch(tmp_path_factory, "smoke-local")
+    run_snakemake(workdir, "--workflow-profile", str(REPO / "profiles" / "default"))
+    return workdir
+
+
+def test_the_slurm_profile_alone_is_in_effect(slurm_run: tuple[Path, str]) -> None:
+    """profiles/default must not be layered over the cluster settings."""
+    _, output = slurm_run
+    used = [line for line in output.splitlines() if "for setting default command line arguments" in line]
+    assert used, "Snakemake did not say which profiles it used"
+    assert "profiles/slurm" in used[0] and "profiles/default" not in used[0], used[0]
+
+
+def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str], expected_jobs: Counter) -> None:
+    workdir, output = slurm_run
+    # One log per sbatch job, written by slurmd as .snakemake/slurm_logs/rule_<rule>/[<wildcards>/]<jobid>.log;
+    # a retried job would leave two.
+    logs = sorted((workdir / ".snakemake" / "slurm_logs").glob("rule_*/**/*.log"))
+    per_rule = Counter(log.relative_to(workdir / ".snakemake" / "slurm_logs").parts[0][len("rule_"):] for log in logs)
+    assert per_rule == expected_jobs, f"SLURM job logs per rule {dict(per_rule)} != jobs {dict(expected_jobs)}"
+
+    job_ids = {log.stem for log in logs}
+    assert all(j.isdigit() for j in job_ids), job_ids
+    assert len(job_ids) == len(logs), "two jobs share a SLURM job id"
+    for log in logs:
+        text = log.read_text()
+        rule = log.relative_to(workdir / ".snakemake" / "slurm_logs").parts[0][len("rule_"):]
+        assert re.search(rf"^rule {rule}:", text, re.M), f"{log} does not run rule {rule}"
+        assert "Finished jobid" in text, f"{log} did not finish"
+
+    # slurmctld itself knows these jobs, under the run's name, as completed.
+    # (squeue forgets finished jobs after MinJobAge: one hour on the test
+    # cluster, maybe less elsewhere, so jobs it no longer lists are not held against it.)
+    run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
+    queue = subprocess.run(
+        ["squeue", "--noheader", "--states=all", f"--name={run_id}", "--format=%i|%T"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    states = dict(line.split("|") for line in queue.split())
+    assert states, f"squeue knows no job named {run_id}"
+    assert set(states) <= job_ids, f"jobs without a log: {set(states) - job_ids}"
+    assert set(states.values()) == {"COMPLETED"}, states
+
+
+def test_metrics_are_identical_to_a_local_run(slurm_run: tuple[Path, str], local_run: Path) -> None:
+    workdir, _ = slurm_run
+    table = "results/tables/metrics.csv"
+    assert (workdir / table).read_bytes() == (local_run / table).read_bytes()
