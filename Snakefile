@@ -24,6 +24,9 @@ include: "rules/distill.smk"
 include: "rules/prune.smk"
 include: "rules/generate.smk"
 include: "rules/score.smk"
+include: "rules/quality.smk"
+include: "rules/intrinsic.smk"
+include: "rules/calibration.smk"
 include: "rules/report.smk"
 
 
@@ -31,4 +34,5 @@ rule all:
     input:
         "results/tables/metrics.csv",
         FIGURES,
+        "results/tables/benchmarks.csv",
     default_target: True

@@ -15,6 +15,10 @@ import jsonschema
 import yaml
 
 
+#: Prompt sources whose ``path`` may name a hub dataset rather than a local file.
+HUB_SOURCES = ("rtp_hub", "bold_hub")
+
+
 def _key(path: Any) -> str:
     out = ""
     for part in path:
@@ -40,7 +44,8 @@ def missing_paths(config: dict[str, Any], repo_root: str | Path) -> list[str]:
     root = Path(repo_root)
     checks: list[tuple[str, Any]] = [("corpus.path", config.get("corpus", {}).get("path"))]
     for name, spec in config.get("prompts", {}).items():
-        checks.append((f"prompts.{name}.path", spec.get("path")))
+        if spec.get("source") not in HUB_SOURCES:  # their path may be a hub id
+            checks.append((f"prompts.{name}.path", spec.get("path")))
     messages = []
     for key, value in checks:
         if value is not None and not (root / value).exists():  # an absolute value ignores root
@@ -48,10 +53,11 @@ def missing_paths(config: dict[str, Any], repo_root: str | Path) -> list[str]:
     base = config.get("base_model", {})
     if base.get("source") == "hf" and not base.get("path"):
         messages.append("config key base_model.path: required when base_model.source is 'hf'")
-    report = config.get("report", {}).get("toxicity_promptset")
-    if report is not None and report not in config.get("prompts", {}):
-        messages.append(
-            f"config key report.toxicity_promptset: '{report}' is not one of the prompt sets "
-            f"({', '.join(config.get('prompts', {}))})"
-        )
+    for key in ("toxicity_promptset", "bias_promptset"):
+        name = config.get("report", {}).get(key)
+        if name is not None and name not in config.get("prompts", {}):
+            messages.append(
+                f"config key report.{key}: '{name}' is not one of the prompt sets "
+                f"({', '.join(config.get('prompts', {}))})"
+            )
     return messages

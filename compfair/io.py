@@ -31,6 +31,12 @@ class InputError(ValueError):
     """Bad input: the message names the file and line, or the config key."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -49,6 +55,7 @@ def atomic_path(path: PathLike, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for sharing
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

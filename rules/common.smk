@@ -3,6 +3,8 @@
 
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -40,33 +42,95 @@ def sparsity_label(value):
     return f"{float(value):.2f}"
 
 
+SEED = config["seed"]
+SEEDS = config["replicates"]["seeds"] or [SEED]
+RETRAIN = config["replicates"]["retrain"]
 SPARSITIES = sorted({sparsity_label(s) for s in config["pruning"]["sparsities"]})
 PROMPTSETS = list(config["prompts"])
-MODELS = ["teacher", "student"] + [f"pruned-{s}" for s in SPARSITIES]
+REFERENCES = dict(config["references"])
+TRAINED = ["teacher", "student"] + [f"pruned-{s}" for s in SPARSITIES]
+MODELS = TRAINED + list(REFERENCES)
+
+
+def train_seed(seed):
+    """The seed whose models a generation seed uses."""
+    return int(seed) if RETRAIN else SEED
+
+
+def model_path(model, seed):
+    """Folder of a model as used by generation seed ``seed``."""
+    if model in REFERENCES:
+        return f"reference/{model}"
+    return f"seed-{train_seed(seed)}/{model}"
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
 wildcard_constraints:
-    model="teacher|student|pruned-[0-9]\\.[0-9][0-9]",
+    seed="[0-9]+",
+    tseed="[0-9]+",
+    model=f"teacher|student|pruned-[0-9]\\.[0-9][0-9]|{_alternatives(REFERENCES)}",
     sparsity="[0-9]\\.[0-9][0-9]",
-    promptset="|".join(PROMPTSETS),
+    promptset=_alternatives(PROMPTSETS),
+    reference=_alternatives(REFERENCES),
+    modelpath=f"seed-[0-9]+/[^/]+|reference/({_alternatives(REFERENCES)})",
     split="train|heldout",
+    shard="[0-9]+",
 
 
-FIGURE_NAMES = ["toxicity_vs_sparsity", "sentiment_by_group", "perplexity_vs_toxicity"]
+FIGURE_NAMES = [
+    "metrics_vs_sparsity",
+    "distillation",
+    "tradeoff",
+    "bold_heatmap",
+    "sentiment_by_group",
+    "scorer_calibration",
+]
 FIGURES = expand("results/figures/{name}.png", name=FIGURE_NAMES)
+
+
+# ---- resources ------------------------------------------------------------
+
+
+def grow_mem(base_mb):
+    """Memory request that grows with each retry (OOM kills are the usual cause)."""
+
+    def mem_mb(wildcards, attempt):
+        return base_mb * attempt
+
+    return mem_mb
 
 
 # ---- input functions and params --------------------------------------------
 
 
 def model_dir(wildcards):
-    return f"results/models/{wildcards.model}"
+    """The folder of ``{model}`` for generation seed ``{seed}``."""
+    return f"results/models/{model_path(wildcards.model, wildcards.seed)}"
+
+
+def teacher_dir(wildcards):
+    return f"results/models/{model_path('teacher', wildcards.seed)}"
+
+
+def tseed_int(wildcards):
+    return int(wildcards.tseed)
+
+
+def seed_int(wildcards):
+    return int(wildcards.seed)
+
+
+def reference_spec(wildcards):
+    return {"source": "hf", "path": REFERENCES[wildcards.reference]["path"]}
 
 
 def promptset_spec(wildcards):
     """The loader options of a prompt set: the keys that are set, less the sampler's K."""
     spec = {k: v for k, v in config["prompts"][wildcards.promptset].items() if v is not None and k != "samples"}
-    if "path" in spec:
+    if "path" in spec and (REPO / spec["path"]).exists():  # else a hub id, passed as is
         spec["path"] = resolve_path(spec["path"])
     return spec
 
@@ -75,19 +139,103 @@ def promptset_samples(wildcards):
     return config["prompts"][wildcards.promptset]["samples"]
 
 
-def checkpoint_dir(stage):
-    """Resumable training state, keyed by the config that made it.
+def split_max_tokens(wildcards):
+    return config["corpus"][f"max_{wildcards.split}_tokens"]
 
-    A restarted job resumes only from a checkpoint of the same settings; a
-    changed config starts afresh in a new folder.
+
+def checkpoint_dir(stage):
+    """Resumable training state of ``stage`` for training seed ``{tseed}``.
+
+    Keyed by the config that made it: a restarted job resumes only from a
+    checkpoint of the same settings; a changed config starts afresh.
     """
-    key = {"stage": stage, "seed": config["seed"], "train": config[stage], "base": config["base_model"], "corpus": config["corpus"]}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return f"results/checkpoints/{stage}-{digest}"
+
+    def path(wildcards):
+        key = {
+            "stage": stage,
+            "seed": int(wildcards.tseed),
+            "train": config[stage],
+            "base": config["base_model"],
+            "corpus": config["corpus"],
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+        return f"results/checkpoints/{stage}-seed{wildcards.tseed}-{digest}"
+
+    return path
+
+
+# ---- shards -----------------------------------------------------------------
+
+
+def _count_lines(path):
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def shard_ids(promptset):
+    """Shard indices of a prompt set; known once its prompts are prepared."""
+    prompts = checkpoints.prepare_prompts.get(promptset=promptset).output[0]
+    n = _count_lines(prompts)
+    size = config["generation"]["shard_size"]
+    return list(range(max(1, math.ceil(n / size))))
+
+
+def generation_shards(wildcards):
+    return expand(
+        "results/generations/seed-{seed}/{model}/{promptset}/shard-{shard}.jsonl",
+        shard=shard_ids(wildcards.promptset),
+        allow_missing=True,
+    )
+
+
+def score_shards(wildcards):
+    return expand(
+        "results/scores/seed-{seed}/{model}/{promptset}/shard-{shard}.csv",
+        shard=shard_ids(wildcards.promptset),
+        allow_missing=True,
+    )
+
+
+# ---- everything the tables need ------------------------------------------
+
+
+def eval_path(model, seed):
+    return f"results/eval/{model_path(model, seed)}.json"
 
 
 def all_scores():
-    return expand("results/scores/{model}/{promptset}.csv", model=MODELS, promptset=PROMPTSETS)
+    return expand("results/scores/seed-{seed}/{model}/{promptset}.csv", seed=SEEDS, model=MODELS, promptset=PROMPTSETS)
+
+
+def all_quality():
+    return expand("results/quality/seed-{seed}/{model}/{promptset}.json", seed=SEEDS, model=MODELS, promptset=PROMPTSETS)
+
+
+INTRINSIC = any(config["intrinsic"][name]["enabled"] for name in ("crows_pairs", "stereoset"))
+
+
+def intrinsic_path(model, seed):
+    return f"results/intrinsic/{model_path(model, seed)}.csv"
+
+
+def all_intrinsic():
+    return sorted({intrinsic_path(m, s) for s in SEEDS for m in MODELS}) if INTRINSIC else []
+
+
+def intrinsic_set(name):
+    """The config of intrinsic set ``name``, a local file's path resolved against the repository."""
+    spec = dict(config["intrinsic"][name])
+    if spec.get("source") in ("csv", "json", "jsonl") and spec.get("path"):
+        spec["path"] = resolve_path(spec["path"])
+    return spec
+
+
+def model_info():
+    """(compression, level) of every model, for the tables."""
+    info = {"teacher": ("none", None), "student": ("distillation", None)}
+    info.update({f"pruned-{s}": ("pruning", float(s)) for s in SPARSITIES})
+    info.update({name: (ref["compression"], None) for name, ref in REFERENCES.items()})
+    return info
 
 
 def all_prompts():
@@ -95,8 +243,4 @@ def all_prompts():
 
 
 def all_evals():
-    return expand("results/eval/{model}.json", model=MODELS)
-
-
-def split_max_tokens(wildcards):
-    return config["corpus"][f"max_{wildcards.split}_tokens"]
+    return sorted({eval_path(m, s) for s in SEEDS for m in MODELS})

@@ -13,7 +13,27 @@ rule import_base_model:
         "benchmarks/import_base_model.tsv"
     threads: 2
     resources:
-        mem_mb=6000,
+        mem_mb=grow_mem(6000),
+        runtime=30,
+    conda:
+        "../envs/compress.yaml"
+    script:
+        "../workflow_scripts/import_base_model.py"
+
+
+rule import_reference_model:
+    output:
+        directory("results/models/reference/{reference}"),
+    params:
+        spec=reference_spec,
+        seed=config["seed"],
+    log:
+        "logs/import_reference_model/{reference}.log",
+    benchmark:
+        "benchmarks/import_reference_model/{reference}.tsv"
+    threads: 2
+    resources:
+        mem_mb=grow_mem(6000),
         runtime=30,
     conda:
         "../envs/compress.yaml"
@@ -61,7 +81,7 @@ rule tokenize_corpus:
         "../workflow_scripts/tokenize_corpus.py"
 
 
-rule prepare_prompts:
+checkpoint prepare_prompts:
     output:
         "results/data/prompts/{promptset}.jsonl",
     params:

@@ -4,21 +4,21 @@
 
 rule distill_student:
     input:
-        teacher="results/models/teacher",
+        teacher="results/models/seed-{tseed}/teacher",
         tokens="results/data/tokens/train.safetensors",
     output:
-        directory("results/models/student"),
+        directory("results/models/seed-{tseed}/student"),
     params:
         train=config["student"],
-        seed=config["seed"],
+        seed=tseed_int,
         checkpoint_dir=checkpoint_dir("student"),
     log:
-        "logs/distill_student.log",
+        "logs/distill_student/seed-{tseed}.log",
     benchmark:
-        "benchmarks/distill_student.tsv"
+        "benchmarks/distill_student/seed-{tseed}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=grow_mem(8000),
         runtime=120,
     conda:
         "../envs/compress.yaml"

@@ -1,4 +1,7 @@
-# Generation: K sampled continuations per prompt, for every model and prompt set.
+# Generation: K sampled continuations per prompt, for every seed, model and
+# prompt set. Prompts are cut into shards of generation.shard_size that run as
+# separate jobs (on a cluster, on separate GPUs) and are gathered afterwards; a
+# rerun after a failure redoes only the missing shards.
 
 
 rule generate_continuations:
@@ -6,20 +9,36 @@ rule generate_continuations:
         model=model_dir,
         prompts="results/data/prompts/{promptset}.jsonl",
     output:
-        "results/generations/{model}/{promptset}.jsonl",
+        "results/generations/seed-{seed}/{model}/{promptset}/shard-{shard}.jsonl",
     params:
         samples=promptset_samples,
         sampling=config["generation"],
-        seed=config["seed"],
+        seed=seed_int,
     log:
-        "logs/generate_continuations/{model}/{promptset}.log",
+        "logs/generate_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.log",
     benchmark:
-        "benchmarks/generate_continuations/{model}/{promptset}.tsv"
+        "benchmarks/generate_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=grow_mem(4000),
         runtime=120,
     conda:
         "../envs/compress.yaml"
     script:
         "../workflow_scripts/generate_continuations.py"
+
+
+rule gather_generations:
+    input:
+        generation_shards,
+    output:
+        "results/generations/seed-{seed}/{model}/{promptset}.jsonl",
+    log:
+        "logs/gather_generations/seed-{seed}/{model}/{promptset}.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/gather_shards.py"

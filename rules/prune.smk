@@ -3,18 +3,18 @@
 
 rule prune_model:
     input:
-        "results/models/teacher",
+        "results/models/seed-{tseed}/teacher",
     output:
-        directory("results/models/pruned-{sparsity}"),
+        directory("results/models/seed-{tseed}/pruned-{sparsity}"),
     params:
         tolerance=config["pruning"]["tolerance"],
     log:
-        "logs/prune_model/{sparsity}.log",
+        "logs/prune_model/seed-{tseed}/{sparsity}.log",
     benchmark:
-        "benchmarks/prune_model/{sparsity}.tsv"
+        "benchmarks/prune_model/seed-{tseed}/{sparsity}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=grow_mem(4000),
         runtime=20,
     conda:
         "../envs/compress.yaml"

@@ -1,4 +1,4 @@
-# Aggregation into one tidy table, figures for the report.
+# Aggregation into the tidy tables, figures for the report.
 
 
 rule aggregate_metrics:
@@ -6,32 +6,77 @@ rule aggregate_metrics:
         scores=all_scores(),
         prompts=all_prompts(),
         evals=all_evals(),
+        quality=all_quality(),
+        intrinsic=all_intrinsic(),
     output:
-        "results/tables/metrics.csv",
+        metrics="results/tables/metrics.csv",
+        per_seed="results/tables/metrics_per_seed.csv",
     params:
+        seeds=SEEDS,
         models=MODELS,
         promptsets=PROMPTSETS,
+        eval_paths={(s, m): eval_path(m, s) for s in SEEDS for m in MODELS},
+        intrinsic_paths={(s, m): intrinsic_path(m, s) for s in SEEDS for m in MODELS} if INTRINSIC else {},
+        model_info=model_info(),
         scoring=config["scoring"],
+        quality_thresholds=config["quality_thresholds"],
+        bootstrap=config["bootstrap"],
     log:
         "logs/aggregate_metrics.log",
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../envs/score.yaml"
     script:
         "../workflow_scripts/aggregate_metrics.py"
 
 
+rule gather_benchmarks:
+    input:
+        # Runs after everything else, so every job's benchmark is there.
+        "results/tables/metrics.csv",
+        FIGURES,
+    output:
+        "results/tables/benchmarks.csv",
+    params:
+        bench_dir="benchmarks",
+    log:
+        "logs/gather_benchmarks.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/gather_benchmarks.py"
+
+
 rule plot_figures:
     input:
         metrics="results/tables/metrics.csv",
         prompts=all_prompts(),
+        calibration="results/tables/scorer_calibration.csv",
     output:
         report(
-            "results/figures/toxicity_vs_sparsity.png",
-            caption="../report/toxicity_vs_sparsity.rst",
+            "results/figures/metrics_vs_sparsity.png",
+            caption="../report/metrics_vs_sparsity.rst",
             category="Toxicity",
+        ),
+        report(
+            "results/figures/distillation.png",
+            caption="../report/distillation.rst",
+            category="Toxicity",
+        ),
+        report(
+            "results/figures/tradeoff.png",
+            caption="../report/tradeoff.rst",
+            category="Quality",
+        ),
+        report(
+            "results/figures/bold_heatmap.png",
+            caption="../report/bold_heatmap.rst",
+            category="Bias",
         ),
         report(
             "results/figures/sentiment_by_group.png",
@@ -39,16 +84,17 @@ rule plot_figures:
             category="Bias",
         ),
         report(
-            "results/figures/perplexity_vs_toxicity.png",
-            caption="../report/perplexity_vs_toxicity.rst",
+            "results/figures/scorer_calibration.png",
+            caption="../report/scorer_calibration.rst",
             category="Quality",
         ),
     params:
         toxicity_promptset=config["report"]["toxicity_promptset"],
+        bias_promptset=config["report"]["bias_promptset"],
     log:
         "logs/plot_figures.log",
     resources:
-        mem_mb=1000,
+        mem_mb=2000,
         runtime=10,
     conda:
         "../envs/score.yaml"

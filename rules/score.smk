@@ -1,21 +1,21 @@
-# Scoring: toxicity and sentiment of every continuation; perplexity and size of
-# every model.
+# Scoring: toxicity and sentiment of every continuation (per shard, then
+# gathered); perplexity, size and sparsity of every model.
 
 
 rule score_continuations:
     input:
-        "results/generations/{model}/{promptset}.jsonl",
+        "results/generations/seed-{seed}/{model}/{promptset}/shard-{shard}.jsonl",
     output:
-        "results/scores/{model}/{promptset}.csv",
+        "results/scores/seed-{seed}/{model}/{promptset}/shard-{shard}.csv",
     params:
         scorer=config["scoring"]["toxicity_scorer"],
         options=config["scoring"]["scorer_options"],
     log:
-        "logs/score_continuations/{model}/{promptset}.log",
+        "logs/score_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.log",
     benchmark:
-        "benchmarks/score_continuations/{model}/{promptset}.tsv"
+        "benchmarks/score_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.tsv"
     resources:
-        mem_mb=2000,
+        mem_mb=grow_mem(2000),
         runtime=30,
     conda:
         "../envs/score.yaml"
@@ -23,21 +23,37 @@ rule score_continuations:
         "../workflow_scripts/score_continuations.py"
 
 
+rule gather_scores:
+    input:
+        score_shards,
+    output:
+        "results/scores/seed-{seed}/{model}/{promptset}.csv",
+    log:
+        "logs/gather_scores/seed-{seed}/{model}/{promptset}.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/gather_shards.py"
+
+
 rule evaluate_model:
     input:
-        model=model_dir,
+        model="results/models/{modelpath}",
         tokens="results/data/tokens/heldout.safetensors",
     output:
-        "results/eval/{model}.json",
+        "results/eval/{modelpath}.json",
     params:
         settings=config["evaluation"],
     log:
-        "logs/evaluate_model/{model}.log",
+        "logs/evaluate_model/{modelpath}.log",
     benchmark:
-        "benchmarks/evaluate_model/{model}.tsv"
+        "benchmarks/evaluate_model/{modelpath}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=grow_mem(4000),
         runtime=60,
     conda:
         "../envs/compress.yaml"

@@ -6,18 +6,18 @@ rule finetune_teacher:
         base="results/models/base",
         tokens="results/data/tokens/train.safetensors",
     output:
-        directory("results/models/teacher"),
+        directory("results/models/seed-{tseed}/teacher"),
     params:
         train=config["teacher"],
-        seed=config["seed"],
+        seed=tseed_int,
         checkpoint_dir=checkpoint_dir("teacher"),
     log:
-        "logs/finetune_teacher.log",
+        "logs/finetune_teacher/seed-{tseed}.log",
     benchmark:
-        "benchmarks/finetune_teacher.tsv"
+        "benchmarks/finetune_teacher/seed-{tseed}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=grow_mem(8000),
         runtime=120,
     conda:
         "../envs/compress.yaml"

@@ -1,4 +1,4 @@
-"""Rule aggregate_metrics: every score and evaluation in one tidy table."""
+"""Rule aggregate_metrics: every score and evaluation in the tidy tables."""
 
 from pathlib import Path
 
@@ -6,15 +6,20 @@ from compfair.aggregate import aggregate_metrics
 from compfair.io import setup_logging
 
 setup_logging(snakemake.log[0])
-models, promptsets = snakemake.params.models, snakemake.params.promptsets
-scores = iter(snakemake.input.scores)  # expand() order: model-major, then prompt set
-score_files = {(m, p): Path(next(scores)) for m in models for p in promptsets}
-scoring = snakemake.params.scoring
+p = snakemake.params
+scoring = p.scoring
+runs = [(s, m, ps) for s in p.seeds for m in p.models for ps in p.promptsets]
 aggregate_metrics(
-    score_files,
-    prompt_files=dict(zip(promptsets, map(Path, snakemake.input.prompts), strict=True)),
-    eval_files=dict(zip(models, map(Path, snakemake.input.evals), strict=True)),
-    out_csv=Path(snakemake.output[0]),
+    score_files={(s, m, ps): Path(f"results/scores/seed-{s}/{m}/{ps}.csv") for s, m, ps in runs},
+    prompt_files=dict(zip(p.promptsets, map(Path, snakemake.input.prompts), strict=True)),
+    eval_files={key: Path(path) for key, path in p.eval_paths.items()},
+    quality_files={(s, m, ps): Path(f"results/quality/seed-{s}/{m}/{ps}.json") for s, m, ps in runs},
+    intrinsic_files={key: Path(path) for key, path in p.intrinsic_paths.items()},
+    model_info=p.model_info,
+    out_csv=Path(snakemake.output.metrics),
+    out_per_seed_csv=Path(snakemake.output.per_seed),
     toxicity_threshold=scoring["toxicity_threshold"],
     sentiment_thresholds=(scoring["sentiment_positive"], scoring["sentiment_negative"]),
+    quality_thresholds=dict(p.quality_thresholds),
+    bootstrap=dict(p.bootstrap),
 )

@@ -11,7 +11,7 @@ evaluate_model(
     Path(snakemake.input.model),
     Path(snakemake.input.tokens),
     Path(snakemake.output[0]),
-    model_id=snakemake.wildcards.model,
+    model_id=Path(snakemake.wildcards.modelpath).name,
     seq_len=settings["seq_len"],
     max_tokens=settings["max_tokens"],
     batch_size=settings["batch_size"],

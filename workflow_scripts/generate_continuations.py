@@ -1,4 +1,4 @@
-"""Rule generate_continuations: K sampled continuations per prompt."""
+"""Rule generate_continuations: K sampled continuations for one shard of prompts."""
 
 from pathlib import Path
 
@@ -17,4 +17,5 @@ generate_continuations(
     max_new_tokens=sampling["max_new_tokens"],
     batch_size=sampling["batch_size"],
     seed=snakemake.params.seed,
+    shard=(int(snakemake.wildcards.shard), sampling["shard_size"]),
 )

@@ -1,0 +1,9 @@
+"""Rule gather_benchmarks: every job's time and memory in one table."""
+
+from pathlib import Path
+
+from compfair.benchmarks import gather_benchmarks
+from compfair.io import setup_logging
+
+setup_logging(snakemake.log[0])
+gather_benchmarks(Path(snakemake.params.bench_dir), Path(snakemake.output[0]))

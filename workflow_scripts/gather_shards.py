@@ -1,0 +1,9 @@
+"""Rules gather_generations, gather_scores: join a prompt set's shards in order."""
+
+import logging
+
+from compfair.io import concatenate_shards, setup_logging
+
+setup_logging(snakemake.log[0])
+n = concatenate_shards(snakemake.input, snakemake.output[0])
+logging.getLogger("gather_shards").info("%d rows from %d shard(s)", n, len(snakemake.input))
