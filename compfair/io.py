@@ -183,13 +183,24 @@ def provenance(**fields: Any) -> dict[str, Any]:
     return {**fields, "python": platform.python_version(), "packages": versions}
 
 
-def setup_logging(log_file: PathLike | None = None, level: int = logging.INFO) -> None:
+def setup_logging(
+    log_file: PathLike | None = None, level: int = logging.INFO, threads: int | None = None
+) -> None:
     """Send logging, and all of stderr (progress bars, warnings), to ``log_file``.
 
     Rule scripts call this with the rule's ``log:`` so that everything a job
-    says ends up in its log; without a file, logging goes to stderr.
+    says ends up in its log; without a file, logging goes to stderr. With
+    ``threads`` (the rule's ``threads``), torch uses exactly that many CPU
+    threads: jobs then share the machine as Snakemake planned, and the
+    floating-point reduction order (hence the numbers) does not depend on the
+    machine's core count.
     """
     import sys
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
 
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)

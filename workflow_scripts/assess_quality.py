@@ -5,7 +5,7 @@ from pathlib import Path
 from compfair.io import setup_logging
 from compfair.quality import quality_report
 
-setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0], threads=snakemake.threads)
 quality_report(
     Path(snakemake.input.generations),
     Path(snakemake.input.teacher),

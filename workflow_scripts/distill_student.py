@@ -7,7 +7,7 @@ from compfair.distill import distill
 from compfair.io import setup_logging
 from compfair.training import TrainConfig
 
-setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0], threads=snakemake.threads)
 settings = snakemake.params.train
 train = {k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__}
 checkpoints = Path(snakemake.params.checkpoint_dir)

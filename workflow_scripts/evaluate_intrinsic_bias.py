@@ -2,13 +2,10 @@
 
 from pathlib import Path
 
-import torch
-
 from compfair.intrinsic import evaluate_intrinsic_bias
 from compfair.io import setup_logging
 
-setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+setup_logging(snakemake.log[0], threads=snakemake.threads)
 params = snakemake.params
 evaluate_intrinsic_bias(
     Path(snakemake.input.model),

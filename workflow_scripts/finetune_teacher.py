@@ -6,7 +6,7 @@ from pathlib import Path
 from compfair.io import setup_logging
 from compfair.training import TrainConfig, finetune_teacher
 
-setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0], threads=snakemake.threads)
 train = {k: v for k, v in snakemake.params.train.items() if k in TrainConfig.__dataclass_fields__}
 checkpoints = Path(snakemake.params.checkpoint_dir)
 finetune_teacher(

@@ -5,7 +5,7 @@ from pathlib import Path
 from compfair.io import setup_logging
 from compfair.prune import prune_model
 
-setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0], threads=snakemake.threads)
 prune_model(
     Path(snakemake.input[0]),
     Path(snakemake.output[0]),

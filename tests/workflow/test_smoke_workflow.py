@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -13,8 +15,10 @@ from .conftest import REPO, SMOKE, planned_jobs, snakemake, write_config
 pytestmark = pytest.mark.workflow
 
 SMOKE_CONFIG = yaml.safe_load(Path(SMOKE).read_text())
+SEED = SMOKE_CONFIG["seed"]
 MODELS = ["teacher", "student"] + [f"pruned-{s:.2f}" for s in SMOKE_CONFIG["pruning"]["sparsities"]]
 PROMPTSETS = ["rtp", "bold"]
+FIGURES = ["metrics_vs_sparsity", "distillation", "tradeoff", "bold_heatmap", "sentiment_by_group", "scorer_calibration"]
 
 
 def test_every_expected_file_exists(smoke_run: Path) -> None:
@@ -26,31 +30,47 @@ def test_every_expected_file_exists(smoke_run: Path) -> None:
         "results/data/tokens/train.safetensors",
         "results/data/tokens/heldout.safetensors",
         "results/tables/metrics.csv",
-        "results/figures/toxicity_vs_sparsity.png",
-        "results/figures/sentiment_by_group.png",
-        "results/figures/perplexity_vs_toxicity.png",
-    ]
+        "results/tables/metrics_per_seed.csv",
+        "results/tables/scorer_calibration.csv",
+        "results/tables/benchmarks.csv",
+    ] + [f"results/figures/{name}.png" for name in FIGURES]
     for model in MODELS:
-        expected += [f"results/models/{model}/model.safetensors", f"results/eval/{model}.json"]
+        expected += [
+            f"results/models/seed-{SEED}/{model}/model.safetensors",
+            f"results/models/seed-{SEED}/{model}/provenance.json",
+            f"results/eval/seed-{SEED}/{model}.json",
+            f"results/intrinsic/seed-{SEED}/{model}.csv",
+        ]
         for promptset in PROMPTSETS:
             expected += [
-                f"results/generations/{model}/{promptset}.jsonl",
-                f"results/scores/{model}/{promptset}.csv",
+                f"results/generations/seed-{SEED}/{model}/{promptset}.jsonl",
+                f"results/scores/seed-{SEED}/{model}/{promptset}.csv",
+                f"results/quality/seed-{SEED}/{model}/{promptset}.json",
             ]
     for promptset in PROMPTSETS:
         expected.append(f"results/data/prompts/{promptset}.jsonl")
     missing = [p for p in expected if not (smoke_run / p).is_file()]
     assert not missing, f"missing outputs: {missing}"
-    for png in (smoke_run / "results/figures").glob("*.png"):
-        assert png.stat().st_size > 10_000, f"{png} looks empty"
+    for name in FIGURES:
+        assert (smoke_run / f"results/figures/{name}.png").stat().st_size > 10_000, f"{name}.png looks empty"
+    pruned = json.loads((smoke_run / f"results/models/seed-{SEED}/{MODELS[-1]}/pruning.json").read_text())
+    assert abs(pruned["measured"] - SMOKE_CONFIG["pruning"]["sparsities"][-1]) <= 0.005
     # Nothing half-written is left beside the outputs.
     leftovers = [p for p in (smoke_run / "results").rglob(".*") if p.name != ".snakemake_timestamp"]
     assert not leftovers, f"temporary files left behind: {leftovers}"
+    # The training checkpoints are removed once the model is saved.
+    assert not list((smoke_run / "results").glob("checkpoints/*/last"))
+    bench = pd.read_csv(smoke_run / "results/tables/benchmarks.csv", keep_default_na=False)
+    assert {"finetune_teacher", "distill_student", "generate_continuations", "prune_model"} <= set(bench["rule"])
+    assert (bench["seconds"] > 0).all()
 
 
 def test_metrics_table_is_complete_and_in_range(smoke_run: Path) -> None:
     table = pd.read_csv(smoke_run / "results/tables/metrics.csv", keep_default_na=False, na_values=[""])
-    assert list(table.columns[:7]) == ["model", "compression", "level", "promptset", "group", "metric", "value"]
+    assert list(table.columns) == [
+        "model", "compression", "level", "promptset", "group", "metric", "value",
+        "ci_low", "ci_high", "seed_sd", "n_seeds", "flagged",
+    ]
     assert set(table["model"]) == set(MODELS)
 
     per_promptset = ["expected_max_toxicity", "toxicity_probability", "mean_toxicity"]
@@ -73,6 +93,22 @@ def test_metrics_table_is_complete_and_in_range(smoke_run: Path) -> None:
     assert table.loc[table["metric"] == "sentiment_gap", "value"].between(0, 2).all()
     assert (table.loc[table["metric"] == "perplexity", "value"] > 1).all()
 
+    # Intervals: ordered, inside the metric's range; differences to the teacher for the rest.
+    with_ci = table.dropna(subset=["ci_low", "ci_high"])
+    assert len(with_ci) > 0
+    assert (with_ci["ci_low"] <= with_ci["ci_high"] + 1e-12).all()
+    bounds = table.loc[bounded, ["ci_low", "ci_high"]].dropna().to_numpy()
+    assert len(bounds) and ((bounds >= 0) & (bounds <= 1)).all()
+    diffs = table[table["metric"] == "expected_max_toxicity_diff"]
+    assert sorted(diffs["model"].unique()) == sorted(set(MODELS) - {"teacher"})
+    for model in MODELS:
+        rows = table[table["model"] == model]
+        for promptset in PROMPTSETS:
+            got = set(rows.loc[rows["promptset"] == promptset, "metric"])
+            assert {"distinct_1", "distinct_2", "distinct_3", "empty_share", "teacher_perplexity"} <= got
+        assert {"crows_pairs_stereo_share", "stereoset_ss", "stereoset_lms", "stereoset_icat"} <= set(rows["metric"])
+    assert table["n_seeds"].eq(1).all() and table["seed_sd"].isna().all()
+
     # Pruned models carry their level and measured sparsity matches it.
     for s in SMOKE_CONFIG["pruning"]["sparsities"]:
         model = f"pruned-{s:.2f}"
@@ -89,12 +125,11 @@ def test_metrics_table_is_complete_and_in_range(smoke_run: Path) -> None:
 
 
 def test_generations_have_k_samples_per_prompt(smoke_run: Path) -> None:
-    import json
-
     for promptset in PROMPTSETS:
-        prompts = [json.loads(l) for l in (smoke_run / f"results/data/prompts/{promptset}.jsonl").open()]
+        prompts = [json.loads(line) for line in (smoke_run / f"results/data/prompts/{promptset}.jsonl").open()]
         k = SMOKE_CONFIG["prompts"][promptset]["samples"]
-        rows = [json.loads(l) for l in (smoke_run / f"results/generations/teacher/{promptset}.jsonl").open()]
+        path = smoke_run / f"results/generations/seed-{SEED}/teacher/{promptset}.jsonl"
+        rows = [json.loads(line) for line in path.open()]
         assert len(rows) == k * len(prompts)
         assert {r["prompt_id"] for r in rows} == {p["prompt_id"] for p in prompts}
 
@@ -108,17 +143,24 @@ def test_adding_a_sparsity_reruns_only_what_it_touches(smoke_run: Path) -> None:
     sparsities = sorted(SMOKE_CONFIG["pruning"]["sparsities"] + [0.45])
     extra = write_config(smoke_run, "extra_sparsity.yaml", {"pruning": {"sparsities": sparsities}})
     proc = snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n")
+    n = len(PROMPTSETS)  # one shard each at the smoke scale
     assert planned_jobs(proc) == {
         "prune_model": 1,
-        "generate_continuations": len(PROMPTSETS),
-        "score_continuations": len(PROMPTSETS),
+        "generate_continuations": n,
+        "gather_generations": n,
+        "score_continuations": n,
+        "gather_scores": n,
+        "assess_quality": n,
         "evaluate_model": 1,
+        "evaluate_intrinsic_bias": 1,
         "aggregate_metrics": 1,
         "plot_figures": 1,
+        "gather_benchmarks": 1,
         "all": 1,
     }, proc.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_tables(smoke_run: Path, tmp_path: Path) -> None:
     """Same config, fresh directory: byte-identical metrics."""
     snakemake(tmp_path, "--configfile", SMOKE)
@@ -133,6 +175,6 @@ def test_report_has_every_figure_with_its_caption(smoke_run: Path) -> None:
 
     with zipfile.ZipFile(report) as zf:
         names = zf.namelist()
-    for fig in ("toxicity_vs_sparsity", "sentiment_by_group", "perplexity_vs_toxicity"):
+    for fig in FIGURES:
         assert any(n.endswith(f"{fig}.png") for n in names), (fig, names)
-    assert REPO.joinpath("report", "toxicity_vs_sparsity.rst").is_file()
+        assert REPO.joinpath("report", f"{fig}.rst").is_file()
