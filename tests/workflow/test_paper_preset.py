@@ -1,0 +1,55 @@
+"""The paper preset: its DAG resolves with the hub loaders pointed at local
+copies in the hub formats, and without internet it fails at once, naming the
+resource and the config key that points at a local copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+PAPER = str(REPO / "presets" / "paper.yaml")
+FIXTURES = REPO / "tests" / "fixtures"
+LOCAL_COPIES = {
+    "prompts": {
+        "rtp": {"source": "rtp_hub", "path": str(FIXTURES / "rtp_hub.jsonl"), "samples": 25},
+        "bold": {"source": "bold_hub", "path": str(FIXTURES / "bold_hub.jsonl"), "samples": 10},
+    },
+    "intrinsic": {
+        "crows_pairs": {"source": "jsonl", "path": str(FIXTURES / "intrinsic" / "crows_pairs_hub.jsonl")},
+        "stereoset": {"source": "jsonl", "path": str(FIXTURES / "intrinsic" / "stereoset_hub.jsonl")},
+    },
+}
+
+
+def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
+    local = write_config(tmp_path, "local.yaml", LOCAL_COPIES)
+    args = ("--configfile", PAPER, str(local))
+    # Prepare the prompts for real (the hub-format loaders on the fixtures),
+    # so that the shards behind the checkpoint are known to the dry run.
+    snakemake(tmp_path, *args, "--until", "prepare_prompts")
+    assert (tmp_path / "results/data/prompts/rtp.jsonl").stat().st_size > 0
+    assert (tmp_path / "results/data/prompts/bold.jsonl").stat().st_size > 0
+    jobs = planned_jobs(snakemake(tmp_path, *args, "-n"))
+    seeds, models, promptsets = 3, 2 + 9 + 1, 2  # teacher, student, 9 pruned, distilgpt2
+    assert jobs["prune_model"] == 9
+    assert jobs["import_reference_model"] == 1
+    assert jobs["finetune_teacher"] == 1 and jobs["distill_student"] == 1  # retrain: false
+    assert jobs["generate_continuations"] == seeds * models * promptsets  # one shard each here
+    assert jobs["evaluate_model"] == models
+    assert jobs["evaluate_intrinsic_bias"] == models
+    assert jobs["aggregate_metrics"] == 1
+
+
+def test_paper_preset_offline_fails_naming_the_resource(tmp_path: Path) -> None:
+    target = "results/data/prompts/rtp.jsonl"
+    proc = snakemake(tmp_path, target, "--configfile", PAPER, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/prepare_prompts/rtp.log").read_text()
+    assert "allenai/real-toxicity-prompts" in log
+    assert "prompts.rtp.path" in log
+    assert not (tmp_path / target).exists()
