@@ -34,8 +34,8 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--cores", "2",
-        *ONE_THREAD,
         *args,
+        *ONE_THREAD,  # last: it takes several values, and would swallow a target
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
