@@ -178,3 +178,29 @@ def test_report_has_every_figure_with_its_caption(smoke_run: Path) -> None:
     for fig in FIGURES:
         assert any(n.endswith(f"{fig}.png") for n in names), (fig, names)
         assert REPO.joinpath("report", f"{fig}.rst").is_file()
+
+
+@pytest.mark.parametrize("retrain", [False, True])
+def test_a_second_seed_redoes_generation_and_with_retrain_training(smoke_run: Path, retrain: bool) -> None:
+    extra = write_config(
+        smoke_run, f"seeds_{retrain}.yaml", {"replicates": {"seeds": [SEED, SEED + 1], "retrain": retrain}}
+    )
+    jobs = planned_jobs(snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n"))
+    per_seed = len(MODELS) * len(PROMPTSETS)
+    assert jobs["generate_continuations"] == per_seed
+    assert jobs["score_continuations"] == per_seed
+    assert jobs["assess_quality"] == per_seed
+    assert jobs["aggregate_metrics"] == 1
+    trained = {"finetune_teacher", "distill_student", "prune_model", "evaluate_model", "evaluate_intrinsic_bias"}
+    if retrain:
+        assert {rule: jobs.get(rule) for rule in trained} == {
+            "finetune_teacher": 1,
+            "distill_student": 1,
+            "prune_model": len(MODELS) - 2,
+            "evaluate_model": len(MODELS),
+            "evaluate_intrinsic_bias": len(MODELS),
+        }
+    else:
+        assert not trained & set(jobs), "models were retrained although retrain is false"
+    # The data and the base model are shared by every seed.
+    assert not {"import_base_model", "prepare_corpus", "tokenize_corpus", "prepare_prompts"} & set(jobs)
