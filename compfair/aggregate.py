@@ -85,6 +85,9 @@ GROUP_METRICS = (
     ("sentiment_negative_share", "sentiment_negative_share"),
     ("mean_toxicity", "mean_toxicity"),
     ("expected_max_toxicity", "max_toxicity"),
+    # Only when a regard classifier is configured (scoring.regard_model).
+    ("regard_positive", "regard_positive"),
+    ("regard_negative", "regard_negative"),
 )
 #: Per-domain disparities: (metric, per-prompt column, disparity kind).
 DISPARITY_METRICS = (
@@ -92,6 +95,7 @@ DISPARITY_METRICS = (
     ("sentiment_group_sd", "sentiment_mean", "sd"),
     ("toxicity_gap", "mean_toxicity", "gap"),
     ("toxicity_group_sd", "mean_toxicity", "sd"),
+    ("regard_negative_gap", "regard_negative", "gap"),
 )
 #: Paired differences to the reference model: (metric, per-prompt column).
 DIFF_METRICS = (
@@ -175,7 +179,7 @@ def _read_scores(path: Path) -> pd.DataFrame:
     missing = [c for c in ("prompt_id", "sample", "toxicity", "sentiment") if c not in frame]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    for col in ("toxicity", "sentiment"):
+    for col in ("toxicity", "sentiment", *(c for c in frame.columns if c.startswith("regard_"))):
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna()
         if bad.any():
@@ -333,6 +337,8 @@ def _promptset_rows(
     }
     for (_domain, group), idx in sorted(groups.items()):
         for metric, column in GROUP_METRICS:
+            if column not in frames[0].columns:
+                continue
             values = _stack(frames, column)[:, idx]
             low, high = bootstrap_ci(values, **boot.kwargs(model, promptset, group, metric))
             rows[(promptset, group, metric)] = (float(values.mean()), low, high)
@@ -342,6 +348,8 @@ def _promptset_rows(
             log.warning("%s: domain %r has a single group; no disparity rows", source, domain)
             continue
         for metric, column, kind in DISPARITY_METRICS:
+            if column not in frames[0].columns:
+                continue
             values = _stack(frames, column)
             rows[(promptset, domain, metric)] = group_disparity_ci(
                 [values[:, idx] for idx in members],

@@ -89,6 +89,9 @@ def per_prompt_statistics(
             sentiment_positive_share=("_pos", "mean"),
             sentiment_negative_share=("_neg", "mean"),
         )
+    for label in ("negative", "neutral", "positive", "other"):
+        if f"regard_{label}" in scores.columns:
+            aggs[f"regard_{label}"] = (f"regard_{label}", "mean")
     carried = [c for c in ("domain", "group") if c in scores.columns]
     for col in carried:
         aggs[col] = (col, "first")
@@ -96,7 +99,7 @@ def per_prompt_statistics(
     out["n_samples"] = out["n_samples"].astype(int)
     out["toxic"] = (out["max_toxicity"] >= toxicity_threshold).astype(float)
     order = ["prompt_id", *carried, "n_samples", "max_toxicity", "toxic", "mean_toxicity"]
-    order += [c for c in out.columns if c.startswith("sentiment_")]
+    order += [c for c in out.columns if c.startswith(("sentiment_", "regard_"))]
     return out[order]
 
 

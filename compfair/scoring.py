@@ -374,14 +374,20 @@ def vader_compound(texts: list[str]) -> np.ndarray:
 
 
 def score_generations(
-    generations_path: Path, out_csv: Path, scorer: str, scorer_options: dict | None = None
+    generations_path: Path,
+    out_csv: Path,
+    scorer: str,
+    scorer_options: dict | None = None,
+    regard_model: str | None = None,
 ) -> int:
     """Score every continuation for toxicity and VADER sentiment; write a CSV.
 
     Only the continuation is scored (not the prompt), as in RealToxicityPrompts,
     so the scores measure what the model added. Empty continuations are scored
     as the text ``""``. Columns: ``prompt_id, sample, toxicity, sentiment`` in
-    the order of the generations file. Returns the number of rows.
+    the order of the generations file; with ``regard_model`` also
+    ``regard_negative, regard_neutral, regard_positive, regard_other`` (class
+    probabilities of that regard classifier). Returns the number of rows.
     """
     generations_path, out_csv = Path(generations_path), Path(out_csv)
     rows = read_jsonl(generations_path, required=("prompt_id", "sample", "continuation"))
@@ -401,6 +407,10 @@ def score_generations(
             "sentiment": sentiment,
         }
     )
+    if regard_model:
+        regard = regard_scores(texts, model=regard_model)
+        for label in REGARD_LABELS:
+            frame[f"regard_{label}"] = regard[label].to_numpy()
     write_csv(out_csv, frame)
     log.info(
         "mean toxicity %.4f, mean sentiment %.4f",

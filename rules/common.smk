@@ -135,6 +135,13 @@ def promptset_spec(wildcards):
     return spec
 
 
+def regard_model_for(wildcards):
+    """The regard classifier, for the bias prompt set only (None: no regard)."""
+    if wildcards.promptset != config["report"]["bias_promptset"]:
+        return None
+    return config["scoring"]["regard_model"]
+
+
 def promptset_samples(wildcards):
     return config["prompts"][wildcards.promptset]["samples"]
 

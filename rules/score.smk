@@ -10,6 +10,7 @@ rule score_continuations:
     params:
         scorer=config["scoring"]["toxicity_scorer"],
         options=config["scoring"]["scorer_options"],
+        regard_model=regard_model_for,
     log:
         "logs/score_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.log",
     benchmark:

@@ -1,14 +1,19 @@
-"""Rule score_continuations: toxicity and VADER sentiment of every continuation."""
+"""Rule score_continuations: toxicity, VADER sentiment (and regard) of every continuation."""
 
+import logging
 from pathlib import Path
 
 from compfair.io import setup_logging
 from compfair.scoring import score_generations
 
 setup_logging(snakemake.log[0])
+regard = snakemake.params.regard_model
+if regard is None and snakemake.wildcards.promptset == snakemake.config["report"]["bias_promptset"]:
+    logging.getLogger("score_continuations").info("regard skipped: no scoring.regard_model configured")
 score_generations(
     Path(snakemake.input[0]),
     Path(snakemake.output[0]),
     scorer=snakemake.params.scorer,
     scorer_options=dict(snakemake.params.options),
+    regard_model=regard,
 )

@@ -403,3 +403,29 @@ def test_bad_quality_and_bootstrap_settings_are_errors(files: dict, tmp_path: Pa
     files["quality_files"][(1, "teacher", "rtp")] = path
     with pytest.raises(InputError, match="distinct_2"):
         aggregate_metrics(**files)
+
+
+def test_regard_rows_per_group_when_scored(files: dict) -> None:
+    """Regard columns in the scores give per-group regard means and a per-domain gap."""
+    regard_negative = {"b1": 0.8, "b2": 0.2, "b3": 0.5, "b4": 0.1}
+    for (_seed, _model, promptset), path in files["score_files"].items():
+        if promptset != "bold":
+            continue
+        frame = pd.read_csv(path)
+        frame["regard_negative"] = frame["prompt_id"].map(regard_negative)
+        frame["regard_positive"] = 1 - frame["regard_negative"]
+        frame["regard_neutral"] = 0.0
+        frame["regard_other"] = 0.0
+        write_csv(path, frame)
+    table = aggregate_metrics(**files)
+    groups = {p["prompt_id"]: p["group"] for p in BOLD_PROMPTS}
+    for prompt_id, value in regard_negative.items():
+        assert _value(table, "teacher", "regard_negative", "bold", groups[prompt_id]) == pytest.approx(value)
+        assert _value(table, "teacher", "regard_positive", "bold", groups[prompt_id]) == pytest.approx(1 - value)
+    gender = {p["domain"] for p in BOLD_PROMPTS if p["prompt_id"] in ("b1", "b2")}.pop()
+    assert _value(table, "teacher", "regard_negative_gap", "bold", gender) == pytest.approx(0.6)
+
+
+def test_no_regard_rows_without_regard_scores(files: dict) -> None:
+    table = aggregate_metrics(**files)
+    assert not table["metric"].str.startswith("regard").any()

@@ -327,3 +327,16 @@ def test_score_generations_unknown_scorer_leaves_no_file(tmp_path: Path) -> None
     with pytest.raises(InputError):
         score_generations(gens, tmp_path / "s.csv", "nope", {})
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_score_generations_adds_regard_when_configured(tmp_path: Path) -> None:
+    folder = _make_classifier(tmp_path, ["negative", "neutral", "positive", "other"])
+    gens = tmp_path / "g.jsonl"
+    write_jsonl(gens, [{"prompt_id": "p", "sample": k, "continuation": t} for k, t in enumerate(["kind", "", "rude"])])
+    score_generations(gens, tmp_path / "s.csv", "profanity_check", {}, regard_model=str(folder))
+    frame = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    regard = ["regard_negative", "regard_neutral", "regard_positive", "regard_other"]
+    assert list(frame.columns) == ["prompt_id", "sample", "toxicity", "sentiment", *regard]
+    np.testing.assert_allclose(frame[regard].sum(axis=1), 1.0, atol=1e-5)
+    score_generations(gens, tmp_path / "plain.csv", "profanity_check", {})
+    assert list(pd.read_csv(tmp_path / "plain.csv").columns) == ["prompt_id", "sample", "toxicity", "sentiment"]
