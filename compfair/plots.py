@@ -1149,8 +1149,3 @@ def plot_all(
     plot_sentiment_by_group(metrics, paths["sentiment_by_group"], group_domains=domains)
     plot_scorer_calibration(calibration, paths["scorer_calibration"])
     return list(paths.values())
-
-
-#: Old names, kept so the version-1 rule script keeps working until it is updated.
-plot_toxicity_vs_sparsity = plot_metrics_vs_sparsity
-plot_perplexity_vs_toxicity = plot_tradeoff

@@ -55,7 +55,7 @@ rule gather_benchmarks:
 rule plot_figures:
     input:
         metrics="results/tables/metrics.csv",
-        prompts=all_prompts(),
+        bias_prompts=f"results/data/prompts/{config['report']['bias_promptset']}.jsonl",
         calibration="results/tables/scorer_calibration.csv",
     output:
         report(
