@@ -42,6 +42,9 @@ from compfair.io import InputError, PathLike
 
 log = logging.getLogger(__name__)
 
+#: Seconds the hub is given to answer before a model fetch counts as offline.
+HUB_TIMEOUT_S = 10.0
+
 #: Weight files that ``from_pretrained`` can read, any one of which makes a folder complete.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -164,7 +167,12 @@ def load_model(path: PathLike) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+    except SafetensorError as exc:  # its message ("incomplete metadata") names no file
+        weights = next(f for f in WEIGHT_FILES if (path / f).is_file())
+        raise InputError(
+            f"{path}: cannot load model folder: {weights} is truncated or corrupt ({exc})"
+        ) from exc
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise InputError(f"{path}: cannot load model folder ({exc})") from exc
     model.eval()
     return model, _prepare_tokenizer(tokenizer)
@@ -304,6 +312,37 @@ def _import_tiny_gpt2(spec: Mapping[str, Any], seed: int) -> tuple[PreTrainedMod
     return model, tokenizer, {"tiny": dict(tiny)}
 
 
+def _probe_hub_model(repo_id: str) -> bool:
+    """Ask the hub about ``repo_id`` with a short timeout; return whether to load from cache only.
+
+    Without it, a machine without internet spends about 20 s in the download
+    retries before failing. Unreachable hub: the cached copy is used if there
+    is one, else :class:`InputError`. ``HF_HUB_OFFLINE=1`` skips the probe.
+    """
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        return True
+    try:
+        HfApi().model_info(repo_id, timeout=HUB_TIMEOUT_S)
+    except RepositoryNotFoundError as exc:
+        raise InputError(
+            f"base_model.path: {repo_id!r} is not a model on the Hugging Face hub (or it is "
+            f"private or gated: set HF_TOKEN), nor a local folder"
+        ) from exc
+    except Exception as exc:  # httpx / requests / OSError failures share no base class
+        if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            log.warning("hub unreachable (%s); using the cached copy of %s", exc, repo_id)
+            return True
+        raise InputError(
+            f"base_model.path: could not fetch model {repo_id!r} from the Hugging Face hub "
+            f"(no internet? {type(exc).__name__}: {exc}). Download it on a machine with "
+            f"internet and point base_model.path at the local copy of the model folder."
+        ) from exc
+    return False
+
+
 def _import_hf(spec: Mapping[str, Any]) -> tuple[PreTrainedModel, Any, dict]:
     if "path" not in spec:
         raise InputError("base_model.path: required when base_model.source is 'hf'")
@@ -313,10 +352,13 @@ def _import_hf(spec: Mapping[str, Any]) -> tuple[PreTrainedModel, Any, dict]:
         return model, tokenizer, {"path": str(Path(where).resolve())}
     if Path(where).is_absolute() or where.startswith("."):
         raise InputError(f"base_model.path: local model folder {where} not found")
+    local_only = _probe_hub_model(where)
     try:
-        config = AutoConfig.from_pretrained(where)
-        tokenizer = AutoTokenizer.from_pretrained(where)
-        model = AutoModelForCausalLM.from_pretrained(where, config=config, dtype=torch.float32)
+        config = AutoConfig.from_pretrained(where, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(
+            where, config=config, dtype=torch.float32, local_files_only=local_only
+        )
     except (OSError, ValueError) as exc:
         raise InputError(
             f"base_model.path: could not fetch model {where!r} from the Hugging Face hub "
