@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import json
 import logging
 import os
@@ -31,6 +32,20 @@ class InputError(ValueError):
     """Bad input: the message names the file and line, or the config key."""
 
 
+def _remove_stale(path: Path, marker: str) -> None:
+    """Remove temporaries of ``path`` left by a writer that was killed mid-write.
+
+    Snakemake never runs two jobs for one output, so any temporary of this
+    target that exists now belongs to a dead writer.
+    """
+    for stale in path.parent.glob(f".{glob.escape(path.name)}{marker}*"):
+        log.warning("removing %s, left by an interrupted write", stale)
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -47,6 +62,7 @@ def atomic_path(path: PathLike, suffix: str | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path, ".")
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
         dir=path.parent,
@@ -70,6 +86,8 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path, ".tmp-")
+    _remove_stale(path, ".old-")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp

@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from compfair.config import config_errors, missing_paths
+from compfair.config import config_errors, missing_paths, unknown_names
 
 REPO = Path(workflow.basedir)
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -22,7 +22,7 @@ _problems = config_errors(config, SCHEMA)
 if _problems:
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(_problems))
 validate(config, schema="../schemas/config.schema.yaml")
-_problems = missing_paths(config, REPO)
+_problems = missing_paths(config, REPO) + unknown_names(config)
 if _problems:
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(_problems))
 

@@ -62,3 +62,14 @@ def test_concatenate_shards_in_order(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="c.csv, line 1: header differs"):
         concatenate_shards([tmp_path / "a.csv", tmp_path / "c.csv"], tmp_path / "bad.csv")
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_temporaries_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    (tmp_path / ".out.csv.abc123.csv").write_text("half")  # a dead atomic_path writer
+    (tmp_path / ".model.tmp-xyz").mkdir()  # a dead atomic_dir writer
+    (tmp_path / ".other.csv.abc.csv").write_text("not ours")
+    with atomic_path(tmp_path / "out.csv") as tmp:
+        tmp.write_text("ok")
+    with atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "a").write_text("ok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.csv.abc.csv", "model", "out.csv"]
