@@ -125,12 +125,13 @@ def test_training_on_a_too_small_corpus_writes_no_checkpoint(tiny_model_dir: Pat
     assert not (tmp_path / "ckpt").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.workflow
 def test_workflow_corpus_too_small_fails_in_finetune_teacher(tmp_path: Path) -> None:
     config = write_config(tmp_path, "small.yaml", {"corpus": {"max_train_tokens": 10}})
     teacher = f"results/models/seed-{SEED}/teacher"
-    # "--" ends --configfile's list of files.
-    proc = snakemake(tmp_path, "--configfile", SMOKE, str(config), "--", teacher, check=False)
+    # The target first: --configfile takes several values.
+    proc = snakemake(tmp_path, teacher, "--configfile", SMOKE, str(config), check=False)
     assert proc.returncode != 0
     assert "Error in rule finetune_teacher" in proc.stdout + proc.stderr
     log = (tmp_path / f"logs/finetune_teacher/seed-{SEED}.log").read_text()
