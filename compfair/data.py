@@ -662,6 +662,16 @@ def _hub_or_local(
     raise InputError(f"{path}: file or folder not found (config key {config_key})")
 
 
+def _hub_records(source: str, local: Path | None, config_key: str) -> list[_Record]:
+    """``(where, row number, row)`` of a hub dataset, or of its local copy when there is one."""
+    if local is not None:
+        return _read_local_dataset(local)
+    return [
+        (f"{source}, row {i}", i, r)
+        for i, r in enumerate(fetch_hub_dataset(source, config_key), start=1)
+    ]
+
+
 def load_rtp_hub(
     path: str | Path | None,
     n: int | None,
@@ -693,13 +703,7 @@ def load_rtp_hub(
     if subset not in RTP_SUBSETS:
         raise InputError(f"subset must be one of {', '.join(RTP_SUBSETS)}, got {subset!r}")
     source, local = _hub_or_local(path, RTP_HUB_ID, config_key, repo_root)
-    if local is None:
-        records = [
-            (f"{source}, row {i}", i, r)
-            for i, r in enumerate(fetch_hub_dataset(source, config_key), start=1)
-        ]
-    else:
-        records = _read_local_dataset(local)
+    records = _hub_records(source, local, config_key)
     if not records:
         raise InputError(f"{source}: no prompts")
     rows: list[dict[str, Any]] = []
@@ -994,13 +998,7 @@ def load_bold_hub(
     :func:`load_bold` (``prompt_id`` counts the prompts of a group in row order).
     """
     source, local = _hub_or_local(path, BOLD_HUB_ID, config_key, repo_root)
-    if local is None:
-        records = [
-            (f"{source}, row {i}", i, r)
-            for i, r in enumerate(fetch_hub_dataset(source, config_key), start=1)
-        ]
-    else:
-        records = _read_local_dataset(local)
+    records = _hub_records(source, local, config_key)
     rows: list[dict[str, Any]] = []
     counters: dict[tuple[str, str], int] = {}
     n_empty = 0

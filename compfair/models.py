@@ -120,6 +120,16 @@ def prunable_weights(model: PreTrainedModel) -> list[tuple[str, nn.Parameter]]:
     return out
 
 
+def max_positions(model: Any) -> int | None:
+    """The longest sequence the model's position embeddings allow (None: no limit known)."""
+    config = getattr(model, "config", None)
+    for attr in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, attr, None)
+        if value:
+            return int(value)
+    return None
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters, each tensor counted once (tied embeddings count once)."""
     seen: set[int] = set()

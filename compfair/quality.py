@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from compfair.io import InputError, PathLike, read_jsonl, write_json
+from compfair.models import max_positions
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +109,6 @@ def gender_polarity(texts: Sequence[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------- teacher perplexity
 
 
-def _max_positions(model: Any) -> int | None:
-    config = getattr(model, "config", None)
-    for attr in ("n_positions", "max_position_embeddings"):
-        value = getattr(config, attr, None)
-        if value:
-            return int(value)
-    return None
-
-
 def _encode_pair(
     tokenizer: Any, prompt: str, continuation: str, limit: int | None
 ) -> tuple[list[int], int] | None:
@@ -150,7 +142,7 @@ def continuation_nll(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    limit = _max_positions(model)
+    limit = max_positions(model)
     encoded = []
     for prompt, continuation in pairs:
         if not continuation.strip():
