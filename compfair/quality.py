@@ -8,7 +8,7 @@ strings, one token repeated, or word salad. These guards catch that, per
   continuations (lower-cased whitespace tokens); repetition drives it down;
 - ``empty_share``: share of empty or whitespace-only continuations;
 - ``teacher_perplexity``: perplexity of the continuations under the teacher,
-  conditioned on their prompts; word salad drives it up;
+  conditioned on their prompts (:mod:`compfair.perplexity`); word salad drives it up;
 - gender polarity (Dhamala et al. 2021, simplified to word counts): shares of
   continuations with more male than female words and vice versa.
 
@@ -28,12 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
-
 from compfair.io import InputError, PathLike, read_jsonl, write_json
-from compfair.models import max_positions
 
 log = logging.getLogger(__name__)
 
@@ -106,81 +101,11 @@ def gender_polarity(texts: Sequence[str]) -> dict[str, float]:
     }
 
 
-# --------------------------------------------------------------------------- teacher perplexity
+# --------------------------------------------------------------------------- generations
 
 
-def _encode_pair(
-    tokenizer: Any, prompt: str, continuation: str, limit: int | None
-) -> tuple[list[int], int] | None:
-    """Token ids of prompt + continuation and the prompt's length; None if nothing to score.
-
-    The prompt is encoded as generation encodes it (an empty prompt becomes the
-    BOS token, EOS without one); the continuation without special tokens. Too
-    long a pair loses prompt tokens from the left, then continuation tokens
-    from the right.
-    """
-    cont = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
-    if not cont:
-        return None
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    head = list(tokenizer(prompt)["input_ids"]) or [start]
-    if limit is not None and len(head) + len(cont) > limit:
-        cont = cont[: limit - 1]
-        head = head[len(head) - (limit - len(cont)) :]
-    return head + cont, len(head)
-
-
-@torch.no_grad()
-def continuation_nll(
-    model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8
-) -> tuple[float, int]:
-    """Summed NLL (nats) of the continuation tokens given their prompts, and their count.
-
-    ``pairs`` holds ``(prompt, continuation)``; only continuation tokens are
-    scored, each conditioned on the prompt and the continuation before it.
-    Empty and whitespace-only continuations are left out.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    limit = max_positions(model)
-    encoded = []
-    for prompt, continuation in pairs:
-        if not continuation.strip():
-            continue
-        pair = _encode_pair(tokenizer, prompt, continuation, limit)
-        if pair is not None:
-            encoded.append(pair)
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    starts = range(0, len(encoded), batch_size)
-    for i in tqdm(starts, desc="teacher perplexity", unit="batch", disable=len(starts) < 4):
-        batch = encoded[i : i + batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        # Right padding: causal attention never lets a real token see the pads after it.
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        scored = torch.zeros((len(batch), width - 1), dtype=torch.bool)
-        for row, (ids, n_prompt) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention[row, : len(ids)] = 1
-            scored[row, n_prompt - 1 : len(ids) - 1] = True  # positions predicting the continuation
-        input_ids, attention, scored = input_ids.to(device), attention.to(device), scored.to(device)
-        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]  # (B, L-1, V)
-        nll = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(),
-            input_ids[:, 1:].reshape(-1),
-            reduction="none",
-        ).view(scored.shape)
-        total += float(nll[scored].sum())
-        count += int(scored.sum())
-    model.train(was_training)
-    return total, count
-
-
-def _read_generations(path: Path) -> list[dict[str, Any]]:
+def read_generations(path: Path) -> list[dict[str, Any]]:
+    """Rows of a generations file; each needs string ``prompt`` and ``continuation``."""
     rows = read_jsonl(path, required=("prompt", "continuation"))
     if not rows:
         raise InputError(f"{path}: no generations")
@@ -188,35 +113,6 @@ def _read_generations(path: Path) -> list[dict[str, Any]]:
         if not isinstance(row["prompt"], str) or not isinstance(row["continuation"], str):
             raise InputError(f"{path}, row {i}: 'prompt' and 'continuation' must be strings")
     return rows
-
-
-def _perplexity_of_rows(
-    teacher_dir: PathLike, rows: Sequence[Mapping[str, Any]], batch_size: int
-) -> tuple[float, int]:
-    from compfair.models import load_model
-
-    model, tokenizer = load_model(Path(teacher_dir))
-    if torch.cuda.is_available():
-        model.to("cuda")
-    total, count = continuation_nll(
-        model, tokenizer, [(r["prompt"], r["continuation"]) for r in rows], batch_size
-    )
-    if count == 0:
-        log.warning("no non-empty continuation to score; teacher perplexity undefined")
-        return float("nan"), 0
-    return math.exp(total / count), count
-
-
-def continuation_perplexity(
-    teacher_dir: PathLike, generations_path: PathLike, batch_size: int = 8
-) -> float:
-    """Perplexity of the continuations of a generations file under the teacher.
-
-    ``exp(summed NLL / number of continuation tokens)`` over the non-empty
-    continuations, each conditioned on its prompt; NaN when there are none.
-    """
-    rows = _read_generations(Path(generations_path))
-    return _perplexity_of_rows(teacher_dir, rows, batch_size)[0]
 
 
 # --------------------------------------------------------------------------- report and guard
@@ -233,9 +129,12 @@ def quality_report(
     ``out_json`` atomically; ``teacher_perplexity`` is null when no
     continuation is non-empty.
     """
-    rows = _read_generations(Path(generations_path))
+    # Imported here: the rest of this module serves jobs that never load a model.
+    from compfair.perplexity import perplexity_of_rows
+
+    rows = read_generations(Path(generations_path))
     texts = [r["continuation"] for r in rows]
-    ppl, n_tokens = _perplexity_of_rows(teacher_dir, rows, batch_size)
+    ppl, n_tokens = perplexity_of_rows(teacher_dir, rows, batch_size)
     report: dict[str, Any] = {
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),

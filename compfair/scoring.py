@@ -39,6 +39,9 @@ class ToxicityScorer(abc.ABC):
     """Maps texts to toxicity probabilities in [0, 1]."""
 
     name: ClassVar[str] = "abstract"
+    #: Whether the scorer runs a neural network that a GPU speeds up; the
+    #: scoring rules ask the cluster for a GPU only then.
+    uses_gpu: ClassVar[bool] = False
 
     @abc.abstractmethod
     def score(self, texts: list[str]) -> np.ndarray:
@@ -218,6 +221,8 @@ class HFClassifierScorer(ToxicityScorer):
     (``problem_type == "multi_label_classification"``) the sigmoid.
     """
 
+    uses_gpu = True
+
     def __init__(
         self,
         model: str | Path,
@@ -255,6 +260,8 @@ class DetoxifyScorer(ToxicityScorer):
     available. The ``detoxify`` package is imported only here
     (``pip install detoxify``).
     """
+
+    uses_gpu = True
 
     def __init__(
         self,

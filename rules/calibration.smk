@@ -19,6 +19,7 @@ rule calibrate_scorer:
     benchmark:
         "benchmarks/calibrate_scorer.tsv"
     resources:
+        gpu=scorer_gpus,
         mem_mb=2000,
         runtime=30,
     conda:

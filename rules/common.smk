@@ -103,6 +103,24 @@ def grow_mem(base_mb):
     return mem_mb
 
 
+# GPUs. Rules that run a model (fine-tuning, distillation, generation,
+# evaluation, and scoring with a neural scorer) declare `gpu=1`; the code uses a
+# GPU whenever the job sees one and runs on CPU otherwise. On a single machine
+# the request is only a label (the local scheduler limits no resource not given
+# in --resources); through profiles/slurm it becomes `sbatch --gpus=1`. Sites
+# whose nodes have no GPUs set `gpu: 0` for these rules (see profiles/slurm).
+
+
+def scorer_gpus(wildcards):
+    """One GPU when scoring runs a neural classifier (the scorer or, for BOLD, regard)."""
+    from compfair.scoring import SCORERS
+
+    neural = SCORERS[config["scoring"]["toxicity_scorer"]].uses_gpu
+    if getattr(wildcards, "promptset", None) is not None and regard_model_for(wildcards):
+        neural = True
+    return int(neural)
+
+
 # ---- input functions and params --------------------------------------------
 
 

@@ -18,6 +18,7 @@ rule distill_student:
         "benchmarks/distill_student/seed-{tseed}.tsv"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=grow_mem(8000),
         runtime=120,
     conda:

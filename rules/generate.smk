@@ -20,6 +20,7 @@ rule generate_continuations:
         "benchmarks/generate_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.tsv"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=grow_mem(4000),
         runtime=120,
     conda:

@@ -20,6 +20,7 @@ rule evaluate_intrinsic_bias:
         "benchmarks/evaluate_intrinsic_bias/{modelpath}.tsv"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=grow_mem(4000),
         runtime=60,
     conda:

@@ -16,6 +16,7 @@ rule assess_quality:
         "benchmarks/assess_quality/seed-{seed}/{model}/{promptset}.tsv"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=grow_mem(4000),
         runtime=60,
     conda:

@@ -16,6 +16,7 @@ rule score_continuations:
     benchmark:
         "benchmarks/score_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.tsv"
     resources:
+        gpu=scorer_gpus,
         mem_mb=grow_mem(2000),
         runtime=30,
     conda:
@@ -54,6 +55,7 @@ rule evaluate_model:
         "benchmarks/evaluate_model/{modelpath}.tsv"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=grow_mem(4000),
         runtime=60,
     conda:

@@ -17,6 +17,7 @@ rule finetune_teacher:
         "benchmarks/finetune_teacher/seed-{tseed}.tsv"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=grow_mem(8000),
         runtime=120,
     conda:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from compfair.io import setup_logging
-from compfair.metrics import evaluate_model
+from compfair.perplexity import evaluate_model
 
 setup_logging(snakemake.log[0], threads=snakemake.threads)
 settings = snakemake.params.settings

@@ -44,6 +44,22 @@ TIMEOUT_S = int(os.environ.get("COMPFAIR_SLURM_TIMEOUT", "1800"))
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
+def gpu_rules() -> list[str]:
+    """The rules that declare a `gpu` resource in rules/*.smk."""
+    names = []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        blocks = re.split(r"^(?:rule|checkpoint) (\w+):$", smk.read_text(), flags=re.M)
+        for name, body in zip(blocks[1::2], blocks[2::2]):
+            if re.search(r"^\s+gpu=", body, re.M):
+                names.append(name)
+    return names
+
+
+# The test cluster has no GPU: the site setting of profiles/slurm for such a
+# cluster, given on the command line.
+CPU_ONLY = [f"{rule}:gpu=0" for rule in gpu_rules()]
+
+
 def run_snakemake(workdir: Path, *args: str) -> str:
     """Run the smoke preset in ``workdir``; return Snakemake's combined output.
 
@@ -111,6 +127,7 @@ def slurm_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     output = run_snakemake(
         workdir,
         "--workflow-profile", SLURM_PROFILE,
+        "--set-resources", *CPU_ONLY,
         # The profile's 40 s before the first status check suits a busy site;
         # smoke jobs take seconds.
         "--slurm-init-seconds-before-status-checks", "2",
@@ -138,6 +155,12 @@ def jobs_run(output: str) -> Counter:
     counts = Counter(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", output, re.M))
     counts.pop("all", None)
     return counts
+
+
+def test_model_rules_ask_for_a_gpu() -> None:
+    assert set(gpu_rules()) >= {
+        "finetune_teacher", "distill_student", "generate_continuations", "score_continuations"
+    }
 
 
 def test_the_slurm_profile_alone_is_in_effect(slurm_run: tuple[Path, str]) -> None:

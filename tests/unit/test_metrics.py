@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,6 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from compfair.io import InputError
 from compfair.metrics import (
     bootstrap_ci,
-    evaluate_model,
     expected_max_toxicity,
     group_disparity,
     group_disparity_ci,
@@ -26,10 +23,10 @@ from compfair.metrics import (
     mean_toxicity,
     paired_difference_ci,
     per_prompt_statistics,
-    perplexity,
     sentiment_by_group,
     toxicity_probability,
 )
+from compfair.perplexity import evaluate_model, perplexity
 
 # 3 prompts x 2 samples: maxima 0.9, 0.4, 0.5
 SCORES = pd.DataFrame(
@@ -291,28 +288,9 @@ def test_perplexity_of_uniform_model_is_vocab_size() -> None:
     )
 
 
-def _install_prune_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use compfair.prune when it exists; otherwise a stand-in with the contract's meaning."""
-    try:
-        import compfair.prune  # noqa: F401
-    except ImportError:
-        from compfair.models import prunable_weights
-
-        def measure_sparsity(model) -> float:
-            weights = [p for _, p in prunable_weights(model)]
-            return float(
-                sum(int((p == 0).sum()) for p in weights) / sum(p.numel() for p in weights)
-            )
-
-        stub = types.ModuleType("compfair.prune")
-        stub.measure_sparsity = measure_sparsity
-        monkeypatch.setitem(sys.modules, "compfair.prune", stub)
-
-
-def test_evaluate_model_writes_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_model_writes_contract(tmp_path: Path) -> None:
     from compfair.models import gpt2_tokenizer
 
-    _install_prune_fallback(monkeypatch)
     folder = tmp_path / "model"
     folder.mkdir()
     tokenizer = gpt2_tokenizer()

@@ -11,8 +11,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from compfair.io import InputError, write_jsonl
+from compfair.perplexity import continuation_perplexity
 from compfair.quality import (
-    continuation_perplexity,
     degeneracy_reasons,
     distinct_n,
     empty_share,
