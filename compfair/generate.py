@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from compfair.io import InputError, read_jsonl, set_seed, write_jsonl
+from compfair.models import load_model
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +35,6 @@ def batch_seed(seed: int, batch_index: int) -> int:
     """
     digest = hashlib.sha256(f"{seed}:{batch_index}".encode()).hexdigest()
     return int(digest[:15], 16)
-
-
-def _load(model_dir: Path) -> tuple[Any, Any]:
-    """Load a causal LM and its tokenizer from a local folder (or hub id).
-
-    Prefers the project's :func:`compfair.models.load_model`; falls back to
-    plain ``Auto*`` loading when that module is unavailable.
-    """
-    try:
-        from compfair.models import load_model
-    except ImportError:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-        return model, tokenizer
-    return load_model(model_dir)
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -177,7 +161,7 @@ def generate_continuations(
         if not prompts:
             raise InputError(f"{prompts_path}: shard {shard_index} (size {shard_size}) is empty")
 
-    model, tokenizer = _load(model_dir)
+    model, tokenizer = load_model(model_dir)
     prepare_tokenizer(tokenizer)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else str(next(model.parameters()).device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import glob
+import gzip
 import json
 import logging
 import os
@@ -142,33 +143,57 @@ def read_json(path: PathLike) -> Any:
         raise InputError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg})") from exc
 
 
-def read_jsonl(path: PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, checking every line.
+def jsonl_records(path: PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of every non-blank line of a JSON-lines file.
 
-    Blank lines are skipped. A line that is not a JSON object, or lacks one of
-    the ``required`` keys, raises :class:`InputError` naming file and line.
+    A ``.gz`` suffix is read through gzip. A missing or unreadable file, a line
+    that is not a JSON object, bad UTF-8 or a truncated archive raises
+    :class:`InputError` naming the file (and the line where there is one).
     """
     path = Path(path)
-    required = tuple(required)
-    rows: list[dict[str, Any]] = []
+    records: list[tuple[int, dict[str, Any]]] = []
     try:
-        fh = open(path, encoding="utf-8")
+        fh = (
+            gzip.open(path, "rt", encoding="utf-8")
+            if path.suffix == ".gz"
+            else open(path, encoding="utf-8")
+        )
     except FileNotFoundError as exc:
         raise InputError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
     with fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{path}, line {lineno}: expected a JSON object")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise InputError(f"{path}, line {lineno}: missing key(s) {', '.join(missing)}")
-            rows.append(row)
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
+                if not isinstance(record, dict):
+                    raise InputError(f"{path}, line {lineno}: expected a JSON object")
+                records.append((lineno, record))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
+            raise InputError(f"{path}: cannot read file ({exc})") from exc
+    return records
+
+
+def read_jsonl(path: PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSON-lines file, checking every line (see :func:`jsonl_records`).
+
+    A row that lacks one of the ``required`` keys raises :class:`InputError`
+    naming file and line.
+    """
+    required = tuple(required)
+    rows: list[dict[str, Any]] = []
+    for lineno, row in jsonl_records(path):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise InputError(f"{path}, line {lineno}: missing key(s) {', '.join(missing)}")
+        rows.append(row)
     return rows
 
 

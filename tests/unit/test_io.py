@@ -1,10 +1,19 @@
 """Outputs are final or absent; readers name the file and line."""
 
+import gzip
 from pathlib import Path
 
 import pytest
 
-from compfair.io import InputError, atomic_dir, atomic_path, concatenate_shards, read_jsonl, write_jsonl
+from compfair.io import (
+    InputError,
+    atomic_dir,
+    atomic_path,
+    concatenate_shards,
+    jsonl_records,
+    read_jsonl,
+    write_jsonl,
+)
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
@@ -47,6 +56,25 @@ def test_read_jsonl_names_file_and_line(tmp_path: Path) -> None:
     path.write_text('{"prompt_id": "a", "text": "x"}\n{"prompt_id": "b"}\n')
     with pytest.raises(InputError, match=r"p\.jsonl, line 2: missing key\(s\) text"):
         read_jsonl(path, required=("prompt_id", "text"))
+
+
+def test_jsonl_records_reads_gzip_with_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write('{"a": 1}\n\n{"a": 2}\n')
+    assert jsonl_records(path) == [(1, {"a": 1}), (3, {"a": 2})]
+
+
+def test_jsonl_records_names_bad_encoding_and_truncated_archive(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"a": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin\.jsonl: not valid UTF-8"):
+        jsonl_records(latin)
+    whole = gzip.compress(b'{"a": 1}\n' * 1000)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match=r"cut\.jsonl\.gz: cannot read file"):
+        jsonl_records(cut)
 
 
 def test_concatenate_shards_in_order(tmp_path: Path) -> None:
