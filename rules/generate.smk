@@ -18,7 +18,7 @@ rule generate_continuations:
         "logs/generate_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.log",
     benchmark:
         "benchmarks/generate_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.tsv"
-    threads: 2
+    threads: 1  # many small jobs: run them side by side rather than widen each
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),

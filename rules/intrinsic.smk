@@ -18,7 +18,7 @@ rule evaluate_intrinsic_bias:
         "logs/evaluate_intrinsic_bias/{modelpath}.log",
     benchmark:
         "benchmarks/evaluate_intrinsic_bias/{modelpath}.tsv"
-    threads: 2
+    threads: 1  # many small jobs: run them side by side rather than widen each
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),

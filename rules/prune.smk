@@ -12,7 +12,7 @@ rule prune_model:
         "logs/prune_model/seed-{tseed}/{sparsity}.log",
     benchmark:
         "benchmarks/prune_model/seed-{tseed}/{sparsity}.tsv"
-    threads: 2
+    threads: 1  # many small jobs: run them side by side rather than widen each
     resources:
         mem_mb=grow_mem(4000),
         runtime=20,

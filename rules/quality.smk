@@ -14,7 +14,7 @@ rule assess_quality:
         "logs/assess_quality/seed-{seed}/{model}/{promptset}.log",
     benchmark:
         "benchmarks/assess_quality/seed-{seed}/{model}/{promptset}.tsv"
-    threads: 2
+    threads: 1  # many small jobs: run them side by side rather than widen each
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),

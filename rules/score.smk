@@ -53,7 +53,7 @@ rule evaluate_model:
         "logs/evaluate_model/{modelpath}.log",
     benchmark:
         "benchmarks/evaluate_model/{modelpath}.tsv"
-    threads: 2
+    threads: 1  # many small jobs: run them side by side rather than widen each
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),
