@@ -163,6 +163,29 @@ def test_model_rules_ask_for_a_gpu() -> None:
     }
 
 
+def test_a_gpu_request_on_a_cluster_without_gpus_fails_at_once(
+    cluster: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Without the CPU-only site setting, sbatch refuses the first GPU job, and says why."""
+    workdir = scratch(tmp_path_factory, "smoke-gpu")
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", SMOKE,
+        "--workflow-profile", SLURM_PROFILE,
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--retries", "0",
+        "--until", "evaluate_model",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-4000:]
+    assert "--gpus=1" in output, output[-4000:]
+    assert "Invalid generic resource" in output, output[-4000:]
+    assert not list((workdir / "results" / "eval").rglob("*.json"))
+
+
 def test_the_slurm_profile_alone_is_in_effect(slurm_run: tuple[Path, str]) -> None:
     """profiles/default must not be layered over the cluster settings."""
     _, output = slurm_run
