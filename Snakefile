@@ -6,12 +6,16 @@
 # The experiment is configured in config.yaml (or a preset given with
 # --configfile presets/<name>.yaml); the machine in profiles/<site>/.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The repository's config.yaml, wherever --directory puts the run; presets
+# given with --configfile are layered over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 report: "report/workflow.rst"
