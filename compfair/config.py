@@ -14,7 +14,6 @@ from typing import Any
 import jsonschema
 import yaml
 
-
 #: Prompt sources whose ``path`` may name a hub dataset rather than a local file.
 HUB_SOURCES = ("rtp_hub", "bold_hub")
 

@@ -122,7 +122,7 @@ def sentence_log_likelihoods(
     pad = start if pad is None else int(pad)
     unique = list(dict.fromkeys(texts))
     encoded = tokenizer(unique, add_special_tokens=False)["input_ids"]
-    for text, ids in zip(unique, encoded):
+    for text, ids in zip(unique, encoded, strict=True):
         if not ids:
             raise ValueError(f"text {text!r} has no tokens")
     limit = max_positions(model)
@@ -345,7 +345,7 @@ def _stereoset_sentences(sentences: Any, where: str) -> dict[str, str]:
         texts, labels = sentences.get("sentence"), sentences.get("gold_label")
         if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels):
             raise InputError(f"{where}: sentences needs equally long lists sentence and gold_label")
-        pairs = list(zip(texts, labels))
+        pairs = list(zip(texts, labels, strict=True))
     elif isinstance(sentences, list):
         try:
             pairs = [(s["sentence"], s["gold_label"]) for s in sentences]

@@ -25,15 +25,12 @@ the seed.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from compfair.io import InputError, write_json
 
 log = logging.getLogger(__name__)
 

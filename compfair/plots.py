@@ -760,7 +760,7 @@ def _draw_heatmap(
         cmap, vmin, vmax, fmt = plt.get_cmap("Reds"), 0.0, top, "{:.2f}"
     cmap = cmap.with_extremes(bad="white")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    for i, (label, group) in enumerate(rows):
+    for i, (_label, group) in enumerate(rows):
         if group is None:
             ax.axhspan(i - 0.5, i + 0.5, color="0.9", zorder=2)
             if i:

@@ -49,7 +49,7 @@ def gpu_rules() -> list[str]:
     names = []
     for smk in sorted((REPO / "rules").glob("*.smk")):
         blocks = re.split(r"^(?:rule|checkpoint) (\w+):$", smk.read_text(), flags=re.M)
-        for name, body in zip(blocks[1::2], blocks[2::2]):
+        for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
             if re.search(r"^\s+gpu=", body, re.M):
                 names.append(name)
     return names
@@ -88,7 +88,7 @@ def run_snakemake(workdir: Path, *args: str) -> str:
         queue = subprocess.run(["squeue", "--states=all"], capture_output=True, text=True).stdout
         raise AssertionError(
             f"snakemake timed out after {TIMEOUT_S}s\n{output[-4000:]}\nsqueue:\n{queue}"
-        )
+        ) from None
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-8000:]}")
     return output

