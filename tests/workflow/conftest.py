@@ -66,6 +66,16 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
+def requested_gpus(proc: subprocess.CompletedProcess) -> dict[str, set[int]]:
+    """The `gpu` values each rule's jobs ask for, from a dry run's job listing."""
+    gpus: dict[str, set[int]] = {}
+    text = proc.stdout + proc.stderr
+    for rule, body in re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", text, re.M):
+        found = re.search(r"^    resources: .*\bgpu=(\d+)", body, re.M)
+        gpus.setdefault(rule, set()).add(int(found.group(1)) if found else 0)
+    return gpus
+
+
 SMOKE = str(REPO / "presets" / "smoke.yaml")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import planned_jobs, snakemake, write_config
+from .conftest import planned_jobs, requested_gpus, snakemake, write_config
 
 
 def test_default_config_loads_in_another_directory(tmp_path: Path) -> None:
@@ -23,3 +23,9 @@ def test_a_preset_is_layered_over_it(tmp_path: Path) -> None:
     # everything else still comes from config.yaml: the SmolLM2 import and both prompt sets
     assert jobs["import_base_model"] == 1
     assert not (tmp_path / "results").exists()
+
+
+def test_the_offline_scorer_asks_for_no_gpu(tmp_path: Path) -> None:
+    gpus = requested_gpus(snakemake(tmp_path, "-n"))
+    assert gpus["calibrate_scorer"] == {0}  # profanity_check is a linear model
+    assert gpus["finetune_teacher"] == gpus["evaluate_model"] == {1}

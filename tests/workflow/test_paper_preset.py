@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, planned_jobs, snakemake, write_config
+from .conftest import REPO, planned_jobs, requested_gpus, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -34,7 +34,8 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     snakemake(tmp_path, *args, "--until", "prepare_prompts")
     assert (tmp_path / "results/data/prompts/rtp.jsonl").stat().st_size > 0
     assert (tmp_path / "results/data/prompts/bold.jsonl").stat().st_size > 0
-    jobs = planned_jobs(snakemake(tmp_path, *args, "-n"))
+    dry_run = snakemake(tmp_path, *args, "-n")
+    jobs = planned_jobs(dry_run)
     seeds, models, promptsets = 3, 2 + 9 + 1, 2  # teacher, student, 9 pruned, distilgpt2
     assert jobs["prune_model"] == 9
     assert jobs["import_reference_model"] == 1
@@ -43,6 +44,13 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     assert jobs["evaluate_model"] == models
     assert jobs["evaluate_intrinsic_bias"] == models
     assert jobs["aggregate_metrics"] == 1
+    # Model jobs ask for a GPU; Detoxify makes scoring one of them; tables do not.
+    gpus = requested_gpus(dry_run)
+    for rule in ("finetune_teacher", "generate_continuations", "score_continuations",
+                 "calibrate_scorer", "evaluate_model", "evaluate_intrinsic_bias"):
+        assert gpus[rule] == {1}, rule
+    for rule in ("gather_scores", "aggregate_metrics", "plot_figures"):
+        assert gpus[rule] == {0}, rule
 
 
 def test_paper_preset_offline_fails_naming_the_resource(tmp_path: Path) -> None:
