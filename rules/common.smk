@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from compfair.config import config_errors, missing_paths, unknown_names
+from compfair.scoring import SCORERS
 
 REPO = Path(workflow.basedir)
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -113,8 +114,6 @@ def grow_mem(base_mb):
 
 def scorer_gpus(wildcards):
     """One GPU when scoring runs a neural classifier (the scorer or, for BOLD, regard)."""
-    from compfair.scoring import SCORERS
-
     neural = SCORERS[config["scoring"]["toxicity_scorer"]].uses_gpu
     if getattr(wildcards, "promptset", None) is not None and regard_model_for(wildcards):
         neural = True
