@@ -5,9 +5,12 @@ Every model the workflow makes is a plain Hugging Face folder
 that reloads with ``AutoModelForCausalLM.from_pretrained(path)``; nothing
 downstream needs this package to read it.
 
-Two architectures are supported, the two that the base-model sources give:
-GPT-2 (``transformers`` ``Conv1D`` layers under ``transformer.h``) and Llama
-(``nn.Linear`` layers under ``model.layers``, which is what SmolLM2 is).
+Any causal LM whose decoder blocks :mod:`compfair.architecture` finds works:
+the blocks and the matrices to compress are discovered from the model's
+modules (``nn.Linear`` or ``transformers`` ``Conv1D`` layers inside the
+repeated decoder blocks), not looked up in a table. The two base-model sources
+give GPT-2 (``Conv1D`` layers under ``transformer.h``) and Llama (``nn.Linear``
+layers under ``model.layers``, which is what SmolLM2 is).
 """
 
 from __future__ import annotations
@@ -35,9 +38,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-from transformers.pytorch_utils import Conv1D
 
-from compfair import io
+from compfair import architecture, io
 from compfair.io import InputError, PathLike
 
 log = logging.getLogger(__name__)
@@ -48,76 +50,41 @@ HUB_TIMEOUT_S = 10.0
 #: Weight files that ``from_pretrained`` can read, any one of which makes a folder complete.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
-#: Per architecture: attribute path of the decoder blocks, and the weight
-#: matrices inside a block that pruning touches (attention and MLP projections).
-_ARCHS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "gpt2": ("transformer.h", ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")),
-    "llama": (
-        "model.layers",
-        (
-            "self_attn.q_proj",
-            "self_attn.k_proj",
-            "self_attn.v_proj",
-            "self_attn.o_proj",
-            "mlp.gate_proj",
-            "mlp.up_proj",
-            "mlp.down_proj",
-        ),
-    ),
-}
-
-
 # --------------------------------------------------------------------------- inspection
 
 
-def _arch(model: PreTrainedModel) -> str:
-    model_type = getattr(model.config, "model_type", None)
-    if model_type not in _ARCHS:
-        raise ValueError(
-            f"unsupported architecture {model_type!r} ({type(model).__name__}); "
-            f"supported: {', '.join(sorted(_ARCHS))}"
-        )
-    return model_type
-
-
 def blocks_prefix(model: PreTrainedModel) -> str:
-    """Dotted attribute path of the decoder blocks (``transformer.h`` or ``model.layers``)."""
-    return _ARCHS[_arch(model)][0]
+    """Dotted attribute path of the decoder blocks (``transformer.h``, ``model.layers``, ...).
+
+    See :func:`compfair.architecture.find_blocks`; raises ``ValueError`` naming
+    the architecture when the model has no decoder blocks.
+    """
+    return architecture.find_blocks(model)[0]
 
 
 def decoder_blocks(model: PreTrainedModel) -> nn.ModuleList:
     """The model's decoder blocks, in order (GPT-2 ``transformer.h``, Llama ``model.layers``).
 
-    Raises ``ValueError`` for any other architecture.
+    Raises ``ValueError`` ("unsupported architecture ...") when there are none.
     """
-    module: Any = model
-    for attr in blocks_prefix(model).split("."):
-        module = getattr(module, attr)
-    if not isinstance(module, nn.ModuleList):
-        raise ValueError(f"{type(model).__name__}.{blocks_prefix(model)} is not a ModuleList")
-    return module
+    return architecture.find_blocks(model)[1]
 
 
 def prunable_weights(model: PreTrainedModel) -> list[tuple[str, nn.Parameter]]:
-    """The attention and MLP weight matrices of every decoder block, in block order.
+    """The weight of every ``nn.Linear`` / ``Conv1D`` in every decoder block, in block order.
 
-    GPT-2 gives 4 ``Conv1D`` weights a block (``attn.c_attn``, ``attn.c_proj``,
+    The matrices are :func:`compfair.architecture.compressible_matrices`: GPT-2
+    gives 4 ``Conv1D`` weights a block (``attn.c_attn``, ``attn.c_proj``,
     ``mlp.c_fc``, ``mlp.c_proj``; stored ``[in, out]``), Llama 7 ``nn.Linear``
-    weights (``q/k/v/o_proj``, ``gate/up/down_proj``; stored ``[out, in]``).
-    Embeddings, norms, biases and ``lm_head`` are never included. Names are the
-    full parameter names (``transformer.h.0.attn.c_attn.weight``).
+    weights (``q/k/v/o_proj``, ``gate/up/down_proj``; stored ``[out, in]``; use
+    :func:`compfair.architecture.weight_out_in` for one layout). Embeddings,
+    norms, biases and ``lm_head`` are never included. Names are the full
+    parameter names (``transformer.h.0.attn.c_attn.weight``).
     """
-    prefix, names = _ARCHS[_arch(model)]
-    out: list[tuple[str, nn.Parameter]] = []
-    for i, block in enumerate(decoder_blocks(model)):
-        for name in names:
-            layer = block.get_submodule(name)
-            if not isinstance(layer, (nn.Linear, Conv1D)):
-                raise ValueError(
-                    f"{prefix}.{i}.{name} is a {type(layer).__name__}, expected Linear or Conv1D"
-                )
-            out.append((f"{prefix}.{i}.{name}.weight", layer.weight))
-    return out
+    return [
+        (f"{name}.weight", layer.weight)
+        for name, layer in architecture.compressible_matrices(model)
+    ]
 
 
 def max_positions(model: Any) -> int | None:
