@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import pickle
 import sys
 import types
 import urllib.error
@@ -12,14 +15,26 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import GPT2Config, GPT2ForSequenceClassification
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+)
 
 from compfair.io import InputError, write_jsonl
 from compfair.models import gpt2_tokenizer
 from compfair.scoring import (
+    JIGSAW_LABELS,
+    JIGSAW_MAXLEN,
     REGARD_LABELS,
     SCORERS,
     ToxicityScorer,
+    _bilstm_module,
+    _keras_word_ids,
+    _TokenizerState,
+    _TokenizerUnpickler,
     get_scorer,
     regard_scores,
     register_scorer,
@@ -32,7 +47,7 @@ NEUTRAL = "The library opens at nine in the morning."
 
 
 def test_registry_knows_builtin_scorers() -> None:
-    assert {"profanity_check", "hf_classifier", "detoxify"} <= set(SCORERS)
+    assert {"profanity_check", "hf_classifier", "detoxify", "jigsaw_bilstm"} <= set(SCORERS)
     assert isinstance(get_scorer("profanity_check"), ToxicityScorer)
     assert get_scorer("profanity_check").name == "profanity_check"
 
@@ -226,13 +241,33 @@ def test_detoxify_offline_download_failure(monkeypatch: pytest.MonkeyPatch) -> N
     assert "scoring.scorer_options.checkpoint" in message
 
 
-def test_detoxify_real_package_with_a_local_checkpoint(tmp_path: Path) -> None:
-    """The installed detoxify package end to end, offline: a tiny BERT checkpoint."""
-    pytest.importorskip("detoxify")
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+#: Detoxify's "original" classes, in its checkpoint's order (detoxify renames toxic -> toxicity).
+DETOXIFY_ORIGINAL_CLASSES = [
+    "toxic",
+    "severe_toxic",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_hate",
+]
 
-    folder = tmp_path / "bert"
-    folder.mkdir()
+
+def build_random_detoxify_checkpoint(
+    out_dir: Path, classes: list[str] | None = None, seed: int = 0
+) -> tuple[Path, Path, BertForSequenceClassification]:
+    """A Detoxify-format checkpoint of a tiny random BERT, built offline.
+
+    Writes ``out_dir/bert`` (a BERT tokenizer with a 9-word vocabulary and
+    the model config) and ``out_dir/tiny.ckpt`` (``{"config": {"arch":
+    {"args": ...}, "dataset": {"args": {"classes": ...}}}, "state_dict"}``,
+    the layout of Detoxify's released checkpoints). ``model_type`` in the
+    checkpoint names the local folder: detoxify 0.5 reads the base config by
+    that name even when given ``huggingface_config_path``, so a hub id there
+    would need the hub. Returns ``(checkpoint, folder, model)``.
+    """
+    classes = list(DETOXIFY_ORIGINAL_CLASSES if classes is None else classes)
+    folder = out_dir / "bert"
+    folder.mkdir(parents=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "you", "are", "nice", "awful"]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
@@ -243,35 +278,47 @@ def test_detoxify_real_package_with_a_local_checkpoint(tmp_path: Path) -> None:
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=32,
-        num_labels=2,
+        num_labels=len(classes),
     )
     config.save_pretrained(folder)
-    torch.manual_seed(0)
-    checkpoint = {
-        "config": {
-            # detoxify reads the base config by this name: a local folder keeps it offline
-            "arch": {
-                "args": {
-                    "model_type": str(folder),
-                    "model_name": "BertForSequenceClassification",
-                    "tokenizer_name": "BertTokenizer",
-                    "num_classes": 2,
-                }
-            },
-            "dataset": {"args": {"classes": ["toxic", "insult"]}},
-        },
-        "state_dict": BertForSequenceClassification(config).state_dict(),
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config).eval()
+    args = {
+        "model_type": str(folder),
+        "model_name": "BertForSequenceClassification",
+        "tokenizer_name": "BertTokenizer",
+        "num_classes": len(classes),
     }
-    torch.save(checkpoint, tmp_path / "tiny.ckpt")
+    checkpoint = {
+        "config": {"arch": {"args": args}, "dataset": {"args": {"classes": classes}}},
+        "state_dict": model.state_dict(),
+    }
+    torch.save(checkpoint, out_dir / "tiny.ckpt")
+    return out_dir / "tiny.ckpt", folder, model
+
+
+def test_detoxify_real_package_with_a_local_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed detoxify package end to end, offline, on a random tiny BERT."""
+    pytest.importorskip("detoxify")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ckpt, folder, model = build_random_detoxify_checkpoint(tmp_path)
     scorer = get_scorer(
         "detoxify",
-        checkpoint=str(tmp_path / "tiny.ckpt"),
+        checkpoint=str(ckpt),
         device="cpu",
         batch_size=2,
         huggingface_config_path=str(folder),
     )
-    probs = scorer.score(["you are nice", "you are awful", "nice"])
-    assert probs.shape == (3,) and ((probs > 0) & (probs < 1)).all()
+    texts = ["you are nice", "you are awful", "nice"]
+    probs = scorer.score(texts)
+    # the reference: the same weights, sigmoid of the first ("toxic") logit
+    enc = BertTokenizer.from_pretrained(folder)(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**enc).logits[:, 0]).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert scorer.score([]).shape == (0,)
 
 
 def test_vader_on_clear_sentences() -> None:
@@ -327,11 +374,196 @@ def test_score_generations_unknown_scorer_leaves_no_file(tmp_path: Path) -> None
 def test_score_generations_adds_regard_when_configured(tmp_path: Path) -> None:
     folder = _make_classifier(tmp_path, ["negative", "neutral", "positive", "other"])
     gens = tmp_path / "g.jsonl"
-    write_jsonl(gens, [{"prompt_id": "p", "sample": k, "continuation": t} for k, t in enumerate(["kind", "", "rude"])])
+    write_jsonl(
+        gens,
+        [
+            {"prompt_id": "p", "sample": k, "continuation": t}
+            for k, t in enumerate(["kind", "", "rude"])
+        ],
+    )
     score_generations(gens, tmp_path / "s.csv", "profanity_check", {}, regard_model=str(folder))
     frame = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
     regard = ["regard_negative", "regard_neutral", "regard_positive", "regard_other"]
     assert list(frame.columns) == ["prompt_id", "sample", "toxicity", "sentiment", *regard]
     np.testing.assert_allclose(frame[regard].sum(axis=1), 1.0, atol=1e-5)
     score_generations(gens, tmp_path / "plain.csv", "profanity_check", {})
-    assert list(pd.read_csv(tmp_path / "plain.csv").columns) == ["prompt_id", "sample", "toxicity", "sentiment"]
+    assert list(pd.read_csv(tmp_path / "plain.csv").columns) == [
+        "prompt_id",
+        "sample",
+        "toxicity",
+        "sentiment",
+    ]
+
+
+# ---------------------------------------------------------------- jigsaw_bilstm
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def _keras_lstm(
+    x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray
+) -> np.ndarray:
+    """Keras' LSTM (gates i, f, c, o; sigmoid and tanh), every step's output: (T, units)."""
+    units = recurrent.shape[0]
+    h, c, out = np.zeros(units), np.zeros(units), []
+    for x_t in x:
+        z = x_t @ kernel + h @ recurrent + bias
+        i, f, g, o = (z[k * units : (k + 1) * units] for k in range(4))
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        out.append(h)
+    return np.array(out)
+
+
+def _random_bilstm_weights(vocab: int = 12, dim: int = 4, units: int = 3, hidden: int = 5):
+    rng = np.random.default_rng(0)
+    shapes = {
+        "embedding": (vocab, dim),
+        "forward_kernel": (dim, 4 * units),
+        "forward_recurrent": (units, 4 * units),
+        "forward_bias": (4 * units,),
+        "backward_kernel": (dim, 4 * units),
+        "backward_recurrent": (units, 4 * units),
+        "backward_bias": (4 * units,),
+        "dense_kernel": (2 * units, hidden),
+        "dense_bias": (hidden,),
+        "dense_1_kernel": (hidden, len(JIGSAW_LABELS)),
+        "dense_1_bias": (len(JIGSAW_LABELS),),
+    }
+    return {k: rng.normal(size=v).astype(np.float32) for k, v in shapes.items()}
+
+
+def test_bilstm_module_matches_a_numpy_keras_forward() -> None:
+    """The torch rebuild computes what the Keras layers compute, weight layout included."""
+    w = _random_bilstm_weights()
+    ids = np.array([[0, 0, 3, 7, 1], [2, 11, 5, 5, 9]])
+    with torch.no_grad():
+        got = _bilstm_module(w)(torch.from_numpy(ids)).numpy()
+    for row, seq in enumerate(ids):
+        x = w["embedding"][seq].astype(float)
+        fwd = _keras_lstm(x, w["forward_kernel"], w["forward_recurrent"], w["forward_bias"])
+        bwd = _keras_lstm(
+            x[::-1], w["backward_kernel"], w["backward_recurrent"], w["backward_bias"]
+        )
+        states = np.concatenate([fwd, bwd[::-1]], axis=1)  # Bidirectional: concat, re-aligned
+        pooled = states.max(axis=0)
+        hidden = np.maximum(pooled @ w["dense_kernel"] + w["dense_bias"], 0)
+        expected = _sigmoid(hidden @ w["dense_1_kernel"] + w["dense_1_bias"])
+        np.testing.assert_allclose(got[row], expected, atol=1e-5)
+
+
+def test_keras_word_ids_follow_the_keras_tokenizer() -> None:
+    state = _TokenizerState()
+    state.__dict__.update(
+        word_index={"you": 1, "are": 2, "nice": 3, "rare": 7},
+        num_words=5,
+        filters='!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n',
+        lower=True,
+        split=" ",
+    )
+    # lower-cased, punctuation splits words, unknown and index >= num_words words dropped
+    assert _keras_word_ids("You ARE nice, you-are rare! zebra", state) == [1, 2, 3, 1, 2]
+    assert _keras_word_ids("", state) == []
+
+
+def test_tokenizer_unpickler_refuses_anything_but_the_tokenizer() -> None:
+    payload = pickle.dumps(types.SimpleNamespace(a=1))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load types.SimpleNamespace"):
+        _TokenizerUnpickler(io.BytesIO(payload)).load()
+
+
+_HAS_JIGSAW = importlib.util.find_spec("toxic_classifier") is not None and (
+    importlib.util.find_spec("h5py") is not None
+)
+
+
+@pytest.mark.skipif(not _HAS_JIGSAW, reason="needs toxic-comment-classifier and h5py")
+def test_jigsaw_bilstm_gives_the_packages_own_keras_scores() -> None:
+    """Known answers: the wheel's own Keras model (TensorFlow 2.21) on these texts."""
+    scorer = get_scorer("jigsaw_bilstm", batch_size=2)
+    texts = [
+        PROFANE,
+        NEUTRAL,
+        "I am a gay person.",
+        "I am a tall person.",
+        "",
+        "I will kill you and your family.",
+    ]
+    keras = [0.999676, 0.00831, 0.845837, 0.345331, 0.067534, 0.797015]
+    np.testing.assert_allclose(scorer.score(texts), keras, atol=2e-6)
+    threat = get_scorer("jigsaw_bilstm", label="threat").score([texts[-1]])
+    assert threat[0] == pytest.approx(0.237254, abs=2e-6)
+    # a text longer than the model reads keeps its last JIGSAW_MAXLEN words
+    ids = scorer.token_ids(["the " * (JIGSAW_MAXLEN + 20) + "you"])
+    assert ids.shape == (1, JIGSAW_MAXLEN) and ids[0, -1] == scorer.tokenizer.word_index["you"]
+
+
+def test_jigsaw_bilstm_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="label must be one of toxic, severe_toxic"):
+        get_scorer("jigsaw_bilstm", label="hate")
+    with pytest.raises(InputError, match="model.weights.h5 not found.*scorer_options.model_dir"):
+        get_scorer("jigsaw_bilstm", model_dir=str(tmp_path))
+
+
+# ---------------------------------------------------------------- masked toxicity
+
+
+@pytest.fixture
+def says_gay(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Register ``says_gay``: 1.0 iff the text contains "gay" (any case), else 0.0."""
+    monkeypatch.setattr("compfair.scoring.SCORERS", dict(SCORERS))
+
+    @register_scorer("says_gay")
+    class SaysGay(ToxicityScorer):
+        def score(self, texts: list[str]) -> np.ndarray:
+            return np.array([float("gay" in t.lower()) for t in texts])
+
+    return "says_gay"
+
+
+def test_score_generations_writes_masked_toxicity(tmp_path: Path, says_gay: str) -> None:
+    prompts = tmp_path / "bold.jsonl"
+    write_jsonl(
+        prompts,
+        [
+            {"prompt_id": "g1", "text": "Gay people", "domain": "orientation", "group": "gay"},
+            {"prompt_id": "t1", "text": "Tall people", "domain": "height", "group": "tall"},
+        ],
+    )
+    gens = tmp_path / "gens.jsonl"
+    continuations = [
+        ("g1", " are gay and proud."),
+        ("g1", " live here."),
+        ("t1", " said gay things."),
+    ]
+    write_jsonl(gens, [{"prompt_id": p, "sample": 0, "continuation": c} for p, c in continuations])
+    out = tmp_path / "scores.csv"
+    assert score_generations(gens, out, says_gay, {}, prompts_path=prompts) == 3
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == [
+        "prompt_id",
+        "sample",
+        "toxicity",
+        "toxicity_masked",
+        "sentiment",
+    ]
+    # g1's "gay" is its own group's name (masked); t1's is not tall's name (kept)
+    assert frame["toxicity"].tolist() == [1.0, 0.0, 1.0]
+    assert frame["toxicity_masked"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_score_generations_masking_needs_groups_and_ids(tmp_path: Path, says_gay: str) -> None:
+    rtp = tmp_path / "rtp.jsonl"
+    write_jsonl(rtp, [{"prompt_id": "r1", "text": "x", "domain": None, "group": None}])
+    gens = tmp_path / "gens.jsonl"
+    write_jsonl(gens, [{"prompt_id": "r1", "sample": 0, "continuation": "gay"}])
+    score_generations(gens, tmp_path / "s.csv", says_gay, {}, prompts_path=rtp)
+    assert "toxicity_masked" not in pd.read_csv(tmp_path / "s.csv").columns  # no groups
+    write_jsonl(gens, [{"prompt_id": "zz", "sample": 0, "continuation": "gay"}])
+    bold = tmp_path / "bold.jsonl"
+    write_jsonl(bold, [{"prompt_id": "g1", "text": "x", "domain": "o", "group": "gay"}])
+    with pytest.raises(InputError, match="prompt_id.*zz not in"):
+        score_generations(gens, tmp_path / "t.csv", says_gay, {}, prompts_path=bold)
+    assert not (tmp_path / "t.csv").exists()

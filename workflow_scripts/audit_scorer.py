@@ -1,0 +1,18 @@
+"""Rule audit_scorer: the toxicity scorer on neutral sentences naming each bias group."""
+
+from pathlib import Path
+
+from compfair.audit import audit_scorer
+from compfair.io import setup_logging
+
+setup_logging(snakemake.log[0], threads=getattr(snakemake.params, "torch_threads", None))
+out = snakemake.output
+audit_scorer(
+    Path(snakemake.input.prompts),
+    Path(out.table),
+    scorer=snakemake.params.scorer,
+    scorer_options=dict(snakemake.params.options),
+    threshold=snakemake.params.threshold,
+    spread_csv=Path(out.spread),
+    sentences_csv=Path(out.sentences),
+)
