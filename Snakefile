@@ -1,7 +1,11 @@
 # Model compression and fairness: the whole study as one DAG.
 #
-#   data -> teacher fine-tuning -> distillation -> pruning -> generation
+#   data -> teacher fine-tuning -> distillation and compression -> generation
 #        -> toxicity and bias scoring -> aggregation -> figures and report
+#
+# Every model of the study (base, teacher, students, compressed variants,
+# references) is a variant with a parent (compfair.variants); everything a
+# study makes goes under results/<study>/.
 #
 # The experiment is configured in config.yaml (or a preset given with
 # --configfile presets/<name>.yaml); the machine in profiles/<site>/.
@@ -25,7 +29,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/teacher.smk"
 include: "rules/distill.smk"
-include: "rules/prune.smk"
+include: "rules/compress.smk"
 include: "rules/generate.smk"
 include: "rules/score.smk"
 include: "rules/quality.smk"
@@ -36,7 +40,7 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        "results/tables/metrics.csv",
+        f"{RESULTS}/tables/metrics.csv",
         FIGURES,
-        "results/tables/benchmarks.csv",
+        f"{RESULTS}/tables/benchmarks.csv",
     default_target: True

@@ -30,12 +30,53 @@ def load_schema(schema_path: str | Path) -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
+#: Keys of earlier versions, with what replaced them.
+RENAMED_KEYS = {
+    "pruning": "compression (e.g. compression: {magnitude: {levels: [0.1, 0.3, 0.5, 0.7]}})",
+}
+
+
 def config_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     """Every schema violation of ``config`` as ``config key <key>: <message>``."""
     schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"config key {_key(e.absolute_path)}: {e.message}" for e in errors]
+    messages = [f"config key {_key(e.absolute_path)}: {e.message}" for e in errors]
+    messages += [
+        f"config key {old}: no longer exists; use {new}"
+        for old, new in RENAMED_KEYS.items()
+        if old in config
+    ]
+    return messages
+
+
+def project_path(value: str | None, root: str | Path) -> str | None:
+    """A configured path as the job should open it: relative to the project ``root``.
+
+    Configured paths stay as written in the rules' params (so that a moved
+    project schedules nothing); the job resolves a relative one against the
+    project folder, where it exists there. Anything else (an absolute path, a
+    hub id) is returned as given.
+    """
+    if value is None:
+        return None
+    candidate = Path(root) / value
+    if not Path(value).is_absolute() and candidate.exists():
+        return str(candidate)
+    return value
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, recursively (lists keep their order).
+
+    Rule params are built from this, so that the same experiment written in
+    another key order gives the same params and schedules nothing.
+    """
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
 
 
 def missing_paths(config: dict[str, Any], repo_root: str | Path) -> list[str]:

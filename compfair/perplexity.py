@@ -2,13 +2,15 @@
 
 - :func:`evaluate_model`: held-out perplexity, parameter count and measured
   sparsity of one model (``eval/{model}.json``);
-- :func:`continuation_perplexity`: perplexity of a model's continuations under
+- :func:`rows_perplexity`: perplexity of a model's continuations under
   the teacher, the quality guard against word salad (used by
   :func:`compfair.quality.quality_report`).
 
 Kept apart from :mod:`compfair.metrics` and :mod:`compfair.quality` so that the
 table-only jobs (aggregation, figures) start without importing torch and
-transformers.
+transformers. This module does not import :mod:`compfair.quality` (which imports
+it lazily), so there is no import cycle. Every likelihood comes from
+:func:`compfair.loglik.token_log_likelihoods`.
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from compfair.compression.sparsity import measure_sparsity
 from compfair.io import InputError, PathLike, write_json
+from compfair.loglik import token_log_likelihoods
 from compfair.models import count_parameters, load_model, max_positions, prunable_weights
-from compfair.prune import measure_sparsity
-from compfair.quality import read_generations
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- held-out text
 
 
-@torch.no_grad()
 def perplexity(
     model: Any,
     tokens: torch.Tensor,
@@ -45,9 +44,11 @@ def perplexity(
     """Perplexity of ``model`` on a 1-D token stream, over non-overlapping windows.
 
     The stream (first ``max_tokens`` tokens if given) is cut into windows of
-    ``seq_len`` tokens (the last one may be shorter); in a window of length L
-    the model predicts L - 1 tokens from their left context inside the window.
-    Returns ``exp(sum of NLL / number of predicted tokens)``.
+    ``seq_len`` tokens (the last one may be shorter; a 1-token tail is dropped);
+    in a window of length L the model predicts L - 1 tokens from their left
+    context inside the window. ``seq_len`` beyond the model's positions is
+    lowered to them, with a warning. Returns
+    ``exp(sum of NLL / number of predicted tokens)``.
     """
     if tokens.dim() != 1:
         raise ValueError(f"expected a 1-D token stream, got shape {tuple(tokens.shape)}")
@@ -59,32 +60,16 @@ def perplexity(
         seq_len = limit
     if max_tokens is not None:
         tokens = tokens[:max_tokens]
-    tokens = tokens.long()
-    n_full = tokens.numel() // seq_len
-    windows = [tokens[i * seq_len : (i + 1) * seq_len] for i in range(n_full)]
-    tail = tokens[n_full * seq_len :]
-    batches = [torch.stack(windows[i : i + batch_size]) for i in range(0, n_full, batch_size)]
-    if tail.numel() >= 2:
-        batches.append(tail.unsqueeze(0))
-    if not batches:
-        raise ValueError(f"need at least 2 tokens for perplexity, got {tokens.numel()}")
-
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total_nll = 0.0
-    total_count = 0
-    for batch in tqdm(batches, desc="perplexity", unit="batch", disable=len(batches) < 4):
-        batch = batch.to(device)
-        logits = model(input_ids=batch).logits  # (B, L, V)
-        nll = F.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-            batch[:, 1:].reshape(-1),
-            reduction="sum",
-        )
-        total_nll += float(nll)
-        total_count += batch.shape[0] * (batch.shape[1] - 1)
-    model.train(was_training)
+    stream = tokens.long().tolist()
+    windows = [stream[i : i + seq_len] for i in range(0, len(stream), seq_len)]
+    windows = [w for w in windows if len(w) >= 2]
+    if not windows:
+        raise ValueError(f"need at least 2 tokens for perplexity, got {len(stream)}")
+    log_p = token_log_likelihoods(
+        model, windows, [1] * len(windows), batch_size=batch_size, desc="perplexity"
+    )
+    total_nll = -sum(float(lp.sum()) for lp in log_p)
+    total_count = sum(lp.size for lp in log_p)
     return math.exp(total_nll / total_count)
 
 
@@ -178,7 +163,6 @@ def _encode_pair(
     return head + cont, len(head)
 
 
-@torch.no_grad()
 def continuation_nll(
     model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8
 ) -> tuple[float, int]:
@@ -198,42 +182,29 @@ def continuation_nll(
         pair = _encode_pair(tokenizer, prompt, continuation, limit)
         if pair is not None:
             encoded.append(pair)
-    device = next(model.parameters()).device
+    if not encoded:
+        return 0.0, 0
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    starts = range(0, len(encoded), batch_size)
-    for i in tqdm(starts, desc="teacher perplexity", unit="batch", disable=len(starts) < 4):
-        batch = encoded[i : i + batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        # Right padding: causal attention never lets a real token see the pads after it.
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        scored = torch.zeros((len(batch), width - 1), dtype=torch.bool)
-        for row, (ids, n_prompt) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention[row, : len(ids)] = 1
-            scored[row, n_prompt - 1 : len(ids) - 1] = True  # positions predicting the continuation
-        input_ids, attention, scored = input_ids.to(device), attention.to(device), scored.to(device)
-        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]  # (B, L-1, V)
-        nll = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(),
-            input_ids[:, 1:].reshape(-1),
-            reduction="none",
-        ).view(scored.shape)
-        total += float(nll[scored].sum())
-        count += int(scored.sum())
-    model.train(was_training)
-    return total, count
+    log_p = token_log_likelihoods(
+        model,
+        [ids for ids, _ in encoded],
+        [n_prompt for _, n_prompt in encoded],
+        batch_size=batch_size,
+        pad_id=pad,
+        desc="teacher perplexity",
+    )
+    return -sum(float(lp.sum()) for lp in log_p), sum(lp.size for lp in log_p)
 
 
-def perplexity_of_rows(
-    teacher_dir: PathLike, rows: Sequence[Mapping[str, Any]], batch_size: int
+def rows_perplexity(
+    model: Any, tokenizer: Any, rows: Sequence[Mapping[str, Any]], batch_size: int
 ) -> tuple[float, int]:
-    model, tokenizer = load_model(Path(teacher_dir))
-    if torch.cuda.is_available():
-        model.to("cuda")
+    """Perplexity of the rows' continuations (given their prompts) under a loaded model.
+
+    ``rows`` hold string ``prompt`` and ``continuation``; returns
+    ``(exp(summed NLL / tokens), tokens)`` over the non-empty continuations,
+    ``(nan, 0)`` when there are none.
+    """
     total, count = continuation_nll(
         model, tokenizer, [(r["prompt"], r["continuation"]) for r in rows], batch_size
     )
@@ -243,13 +214,16 @@ def perplexity_of_rows(
     return math.exp(total / count), count
 
 
-def continuation_perplexity(
-    teacher_dir: PathLike, generations_path: PathLike, batch_size: int = 8
-) -> float:
-    """Perplexity of the continuations of a generations file under the teacher.
+def load_scorer_model(model_dir: PathLike) -> tuple[Any, Any]:
+    """A model folder loaded to score text with, on the GPU when there is one."""
+    model, tokenizer = load_model(Path(model_dir))
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return model, tokenizer
 
-    ``exp(summed NLL / number of continuation tokens)`` over the non-empty
-    continuations, each conditioned on its prompt; NaN when there are none.
-    """
-    rows = read_generations(Path(generations_path))
-    return perplexity_of_rows(teacher_dir, rows, batch_size)[0]
+
+def perplexity_of_rows(
+    teacher_dir: PathLike, rows: Sequence[Mapping[str, Any]], batch_size: int
+) -> tuple[float, int]:
+    """:func:`rows_perplexity` under the model folder ``teacher_dir``."""
+    return rows_perplexity(*load_scorer_model(teacher_dir), rows, batch_size)

@@ -1100,12 +1100,16 @@ def group_domains_from_prompts(prompts_path: Path) -> dict[str, str]:
 
 def read_metrics(metrics_csv: Path) -> pd.DataFrame:
     """``metrics.csv`` with blank cells as NaN and identifiers as strings."""
-    return pd.read_csv(
+    frame = pd.read_csv(
         metrics_csv,
-        dtype={"model": str, "compression": str, "promptset": str, "group": str},
+        dtype={"model": str, "family": str, "level": str, "promptset": str, "group": str},
         keep_default_na=False,
         na_values=[""],
     )
+    if "compression" not in frame and "family" in frame:  # interim: until the figures use families
+        frame["compression"] = frame["family"].replace({"base": "none", "finetuned": "none", "reference": "none"})
+        frame = frame[~frame["metric"].str.endswith("_nonempty") & ~frame["metric"].str.endswith("_nonempty_diff")]
+    return frame
 
 
 #: Figure file stem -> drawing function, in report order.

@@ -4,16 +4,18 @@ A heavily pruned model can look "non-toxic" simply because it emits empty
 strings, one token repeated, or word salad. These guards catch that, per
 (seed, model, prompt set):
 
-- ``distinct_n`` (Li et al. 2016): unique n-grams / all n-grams over the
-  continuations (lower-cased whitespace tokens); repetition drives it down;
+- ``distinct_n`` (Li et al. 2016): unique n-grams / all n-grams of each
+  prompt's K continuations (lower-cased whitespace tokens), averaged over
+  prompts as in DExperts (Liu et al. 2021); repetition drives it down;
 - ``empty_share``: share of empty or whitespace-only continuations;
 - ``teacher_perplexity``: perplexity of the continuations under the teacher,
   conditioned on their prompts (:mod:`compfair.perplexity`); word salad drives it up;
 - gender polarity (Dhamala et al. 2021, simplified to word counts): shares of
   continuations with more male than female words and vice versa.
 
-:func:`quality_report` writes them to ``quality/seed-{seed}/{model}/{promptset}.json``;
-:func:`is_degenerate` applies the configured thresholds.
+:func:`quality_report` writes them, per prompt set, to
+``quality/seed-{seed}/{model}.json``; :func:`degeneracy_reasons` applies the
+configured thresholds, absolute and relative to the model's parent.
 """
 
 from __future__ import annotations
@@ -101,12 +103,27 @@ def gender_polarity(texts: Sequence[str]) -> dict[str, float]:
     }
 
 
+def distinct_n_per_prompt(rows: Sequence[Mapping[str, Any]], n: int) -> float:
+    """Distinct-n of each prompt's continuations, averaged over prompts (DExperts' protocol).
+
+    ``rows`` have ``prompt_id`` and ``continuation``. A prompt whose
+    continuations hold no n-gram at all (all empty or too short) counts as 0:
+    it shows no variety. 0.0 for no rows.
+    """
+    by_prompt: dict[str, list[str]] = {}
+    for row in rows:
+        by_prompt.setdefault(str(row["prompt_id"]), []).append(row["continuation"])
+    if not by_prompt:
+        return 0.0
+    return sum(distinct_n(texts, n) for texts in by_prompt.values()) / len(by_prompt)
+
+
 # --------------------------------------------------------------------------- generations
 
 
 def read_generations(path: Path) -> list[dict[str, Any]]:
-    """Rows of a generations file; each needs string ``prompt`` and ``continuation``."""
-    rows = read_jsonl(path, required=("prompt", "continuation"))
+    """Rows of a generations file; each needs ``prompt_id`` and string ``prompt`` and ``continuation``."""
+    rows = read_jsonl(path, required=("prompt_id", "prompt", "continuation"))
     if not rows:
         raise InputError(f"{path}: no generations")
     for i, row in enumerate(rows, start=1):
@@ -115,81 +132,119 @@ def read_generations(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-# --------------------------------------------------------------------------- report and guard
+# --------------------------------------------------------------------------- report and guards
+
+#: The metrics of one prompt set's block of a quality report.
+QUALITY_METRICS = (
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "empty_share",
+    "teacher_perplexity",
+    "gender_polarity_male_share",
+    "gender_polarity_female_share",
+)
 
 
-def quality_report(
-    generations_path: PathLike, teacher_dir: PathLike, out_json: PathLike, batch_size: int = 8
-) -> dict[str, Any]:
-    """Compute every quality guard of one generations file; write and return it.
-
-    Writes ``{"distinct_1", "distinct_2", "distinct_3", "empty_share",
-    "teacher_perplexity", "n_continuations", "n_scored_tokens",
-    "gender_polarity_male_share", "gender_polarity_female_share"}`` to
-    ``out_json`` atomically; ``teacher_perplexity`` is null when no
-    continuation is non-empty.
-    """
-    # Imported here: the rest of this module serves jobs that never load a model.
-    from compfair.perplexity import perplexity_of_rows
-
-    rows = read_generations(Path(generations_path))
+def promptset_quality(rows: Sequence[Mapping[str, Any]], perplexity: tuple[float, int]) -> dict:
+    """The quality block of one prompt set's generations (see :func:`quality_report`)."""
     texts = [r["continuation"] for r in rows]
-    ppl, n_tokens = perplexity_of_rows(teacher_dir, rows, batch_size)
-    report: dict[str, Any] = {
-        "distinct_1": distinct_n(texts, 1),
-        "distinct_2": distinct_n(texts, 2),
-        "distinct_3": distinct_n(texts, 3),
+    ppl, n_tokens = perplexity
+    return {
+        **{f"distinct_{n}": distinct_n_per_prompt(rows, n) for n in (1, 2, 3)},
         "empty_share": empty_share(texts),
         "teacher_perplexity": None if math.isnan(ppl) else ppl,
         "n_continuations": len(texts),
         "n_scored_tokens": n_tokens,
         **gender_polarity(texts),
     }
-    log.info(
-        "%s: distinct-2 %.3f, empty %.3f, teacher perplexity %s over %d continuations",
-        generations_path,
-        report["distinct_2"],
-        report["empty_share"],
-        f"{ppl:.2f}",
-        len(texts),
-    )
+
+
+def quality_report(
+    generations: Mapping[str, PathLike], teacher_dir: PathLike, out_json: PathLike, batch_size: int = 8
+) -> dict[str, Any]:
+    """Every quality guard of one model's generations, per prompt set; write and return it.
+
+    ``generations`` maps a prompt set to its generations file. Writes
+    ``{"promptsets": {name: {"distinct_1", "distinct_2", "distinct_3",
+    "empty_share", "teacher_perplexity", "n_continuations",
+    "n_scored_tokens", "gender_polarity_male_share",
+    "gender_polarity_female_share"}}}`` to ``out_json`` atomically;
+    ``teacher_perplexity`` is null when no continuation is non-empty.
+    """
+    # Imported here: the rest of this module serves jobs that never load a model.
+    from compfair.perplexity import load_scorer_model, rows_perplexity
+
+    teacher = load_scorer_model(teacher_dir)  # once for every prompt set
+    blocks = {}
+    for promptset, path in sorted(generations.items()):
+        rows = read_generations(Path(path))
+        blocks[promptset] = promptset_quality(rows, rows_perplexity(*teacher, rows, batch_size))
+        log.info(
+            "%s: distinct-2 %.3f, empty %.3f, teacher perplexity %s over %d continuations",
+            path, blocks[promptset]["distinct_2"], blocks[promptset]["empty_share"],
+            blocks[promptset]["teacher_perplexity"], blocks[promptset]["n_continuations"],
+        )
+    report = {"promptsets": blocks}
     write_json(out_json, report)
     return report
 
 
-def degeneracy_reasons(report: Mapping[str, Any], thresholds: Mapping[str, Any]) -> list[str]:
-    """The thresholds a quality report breaks, as readable strings (empty: not degenerate).
+#: Guards against the model's parent: threshold key -> (metric, how it compares).
+RELATIVE_GUARDS = {
+    "max_perplexity_ratio": ("perplexity", "ratio"),
+    "max_teacher_perplexity_ratio": ("teacher_perplexity", "ratio"),
+    "max_distinct_2_drop": ("distinct_2", "drop"),
+}
+#: Guards on the model's own values: threshold key -> metric.
+ABSOLUTE_GUARDS = {
+    "max_empty_share": "empty_share",
+    "max_teacher_perplexity": "teacher_perplexity",
+    "min_distinct_2": "distinct_2",
+}
 
-    ``thresholds`` keys are ``max_<metric>`` or ``min_<metric>`` for a metric of
-    the report (``max_teacher_perplexity``, ``min_distinct_2``,
-    ``max_empty_share``); a value of None switches that guard off. A missing
-    or NaN value of a guarded metric counts as broken: it cannot be checked.
+
+def _undefined(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def degeneracy_reasons(
+    values: Mapping[str, Any],
+    thresholds: Mapping[str, Any],
+    parent: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The guards a model breaks, as readable strings (empty: not degenerate).
+
+    ``values`` are the model's quality metrics (a prompt set's block, and/or
+    ``perplexity``), ``parent`` the same of its parent (None: no parent, so
+    only the absolute guards apply). ``thresholds`` holds the keys of
+    :data:`RELATIVE_GUARDS` and :data:`ABSOLUTE_GUARDS`; None switches one
+    off; a metric absent from ``values`` is not checked. A guarded value that
+    is present but undefined (NaN, null) counts as broken: it cannot be
+    checked. A ratio is ``value / parent``; a drop is ``1 - value / parent``.
     """
+    unknown = sorted(set(thresholds) - set(RELATIVE_GUARDS) - set(ABSOLUTE_GUARDS))
+    if unknown:
+        raise InputError(f"quality_thresholds.{unknown[0]}: unknown guard")
     reasons = []
-    for key in sorted(thresholds):
-        limit = thresholds[key]
-        if limit is None:
+    for key, metric in ABSOLUTE_GUARDS.items():
+        limit = thresholds.get(key)
+        if limit is None or metric not in values:
             continue
-        kind, _, metric = key.partition("_")
-        if kind not in ("max", "min") or not metric:
-            raise InputError(
-                f"quality threshold {key!r}: expected max_<metric> or min_<metric>"
-            )
-        if metric not in report:
-            raise InputError(
-                f"quality threshold {key!r}: the quality report has no {metric!r} "
-                f"(it has {', '.join(sorted(report))})"
-            )
-        value = report[metric]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        value = values[metric]
+        if _undefined(value):
             reasons.append(f"{metric} is undefined")
-        elif kind == "max" and value > limit:
-            reasons.append(f"{metric} {value:.4g} > {limit:g}")
-        elif kind == "min" and value < limit:
-            reasons.append(f"{metric} {value:.4g} < {limit:g}")
+        elif (value > limit) if key.startswith("max_") else (value < limit):
+            reasons.append(f"{metric} {value:.4g} {'>' if key.startswith('max_') else '<'} {limit:g}")
+    for key, (metric, kind) in RELATIVE_GUARDS.items():
+        limit = thresholds.get(key)
+        if limit is None or parent is None or metric not in values or metric not in parent:
+            continue
+        value, base = values[metric], parent[metric]
+        if _undefined(value) or _undefined(base) or base <= 0:
+            reasons.append(f"{metric} relative to the parent is undefined")
+        elif kind == "ratio" and value / base > limit:
+            reasons.append(f"{metric} {value / base:.3g} x the parent's > {limit:g}")
+        elif kind == "drop" and 1 - value / base > limit:
+            reasons.append(f"{metric} {1 - value / base:.1%} below the parent's > {limit:.0%}")
     return reasons
-
-
-def is_degenerate(report: Mapping[str, Any], thresholds: Mapping[str, Any]) -> bool:
-    """True when ``report`` breaks any of the ``thresholds`` (see :func:`degeneracy_reasons`)."""
-    return bool(degeneracy_reasons(report, thresholds))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,12 @@ class TrainConfig:
             )
 
     @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], seed: int) -> TrainConfig:
+        """From a config slice (``teacher`` / ``student``); its distillation-only keys are skipped."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"seed"}
+        return cls(**{k: v for k, v in settings.items() if k in known}, seed=int(seed))
+
+    @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         """Build from a config mapping; an unknown key raises :class:`InputError` naming it."""
         known = {f.name for f in dataclasses.fields(cls)}
@@ -71,6 +78,11 @@ class TrainConfig:
         if unknown:
             raise InputError(f"training config: unknown key(s) {', '.join(unknown)}")
         return cls(**dict(values))
+
+
+def remove_checkpoints(checkpoint_dir: PathLike) -> None:
+    """Remove a finished run's resumable state (the model folder is the output)."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

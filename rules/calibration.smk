@@ -4,20 +4,19 @@
 
 rule calibrate_scorer:
     input:
-        expand(
-            "results/data/prompts/{promptset}.jsonl",
-            promptset=config["report"]["toxicity_promptset"],
-        ),
+        f"{RESULTS}/data/prompts/{config['report']['toxicity_promptset']}.jsonl",
     output:
-        "results/tables/scorer_calibration.csv",
+        f"{RESULTS}/tables/scorer_calibration.csv",
     params:
         scorer=config["scoring"]["toxicity_scorer"],
-        options=config["scoring"]["scorer_options"],
+        options=canonical(config["scoring"]["scorer_options"]),
         threshold=config["scoring"]["toxicity_threshold"],
+        torch_threads=THREADS["model"],
     log:
-        "logs/calibrate_scorer.log",
+        f"{LOGS}/calibrate_scorer.log",
     benchmark:
-        "benchmarks/calibrate_scorer.tsv"
+        f"{BENCH}/calibrate_scorer.tsv"
+    threads: THREADS["model"]
     resources:
         gpu=scorer_gpus,
         mem_mb=2000,

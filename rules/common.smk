@@ -1,5 +1,6 @@
-# Helpers shared by the rules: config validation, the experimental axes and
-# input functions. Nothing here runs a job.
+# Helpers shared by the rules: config validation, the models of the study
+# (compfair.variants), the experimental axes and input functions. Nothing here
+# runs a job.
 
 import hashlib
 import json
@@ -10,8 +11,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from compfair.config import config_errors, missing_paths, unknown_names
+from compfair.compression import get_method, load_plugins
+from compfair.config import canonical, config_errors, missing_paths, unknown_names
 from compfair.scoring import SCORERS
+from compfair.variants import BASE, TEACHER, build_variants, variant_problems
 
 REPO = Path(workflow.basedir)
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -23,60 +26,65 @@ _problems = config_errors(config, SCHEMA)
 if _problems:
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(_problems))
 validate(config, schema="../schemas/config.schema.yaml")
-_problems = missing_paths(config, REPO) + unknown_names(config)
+try:
+    load_plugins(config["plugins"], REPO)
+except (FileNotFoundError, ImportError) as exc:
+    raise WorkflowError(f"invalid configuration:\n  {exc}")
+_problems = missing_paths(config, REPO) + unknown_names(config) + variant_problems(config)
 if _problems:
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(_problems))
 
+# ---- where a study writes --------------------------------------------------
 
-def resolve_path(value):
-    """A configured path relative to the repository unless it exists as given."""
-    if value is None:
-        return None
-    return str(value) if Path(value).is_absolute() else str(REPO / value)
+STUDY = config["study"]
+RESULTS = f"results/{STUDY}"
+LOGS = f"logs/{STUDY}"
+BENCH = f"benchmarks/{STUDY}"
 
+# ---- the models and the experimental axes ------------------------------------
 
-# ---- experimental axes ----------------------------------------------------
-
-
-def sparsity_label(value):
-    """The one number format of sparsities in paths and tables: two decimals."""
-    return f"{float(value):.2f}"
-
-
+VARIANTS = build_variants(config)
+MODELS = list(VARIANTS)
 SEED = config["seed"]
 SEEDS = config["replicates"]["seeds"] or [SEED]
 RETRAIN = config["replicates"]["retrain"]
-SPARSITIES = sorted({sparsity_label(s) for s in config["pruning"]["sparsities"]})
-PROMPTSETS = list(config["prompts"])
-REFERENCES = dict(config["references"])
-TRAINED = ["teacher", "student"] + [f"pruned-{s}" for s in SPARSITIES]
-MODELS = TRAINED + list(REFERENCES)
+PROMPTSETS = sorted(config["prompts"])
+REFERENCES = {name: config["references"][name] for name in VARIANTS.names("reference")}
+THREADS = config["threads"]
 
 
 def train_seed(seed):
-    """The seed whose models a generation seed uses."""
+    """The training seed of the models that generation seed ``seed`` uses."""
     return int(seed) if RETRAIN else SEED
 
 
-def model_path(model, seed):
-    """Folder of a model as used by generation seed ``seed``."""
-    if model in REFERENCES:
+def stored_path(model, tseed):
+    """Folder of ``model`` under results/<study>/models, for training seed ``tseed``."""
+    family = VARIANTS[model].family
+    if family == BASE:
+        return BASE
+    if family == "reference":
         return f"reference/{model}"
-    return f"seed-{train_seed(seed)}/{model}"
+    return f"seed-{tseed}/{model}"
 
 
-def _alternatives(names):
-    return "|".join(re.escape(n) for n in names) or "(?!)"
+def model_path(model, seed):
+    """Folder of ``model`` as generation seed ``seed`` uses it."""
+    return stored_path(model, train_seed(seed))
 
 
 wildcard_constraints:
     seed="[0-9]+",
     tseed="[0-9]+",
-    model=f"teacher|student|pruned-[0-9]\\.[0-9][0-9]|{_alternatives(REFERENCES)}",
-    sparsity="[0-9]\\.[0-9][0-9]",
-    promptset=_alternatives(PROMPTSETS),
-    reference=_alternatives(REFERENCES),
-    modelpath=f"seed-[0-9]+/[^/]+|reference/({_alternatives(REFERENCES)})",
+    model=VARIANTS.wildcard(),
+    student=VARIANTS.wildcard("distillation"),
+    variant=VARIANTS.wildcard("pruning", "quantization"),
+    promptset="|".join(re.escape(p) for p in PROMPTSETS),
+    reference=VARIANTS.wildcard("reference"),
+    modelpath=(
+        f"{BASE}|reference/({VARIANTS.wildcard('reference')})"
+        f"|seed-[0-9]+/({VARIANTS.wildcard('finetuned', 'distillation', 'pruning', 'quantization')})"
+    ),
     split="train|heldout",
     shard="[0-9]+",
 
@@ -89,7 +97,7 @@ FIGURE_NAMES = [
     "sentiment_by_group",
     "scorer_calibration",
 ]
-FIGURES = expand("results/figures/{name}.png", name=FIGURE_NAMES)
+FIGURES = expand(f"{RESULTS}/figures/{{name}}.png", name=FIGURE_NAMES)
 
 
 # ---- resources ------------------------------------------------------------
@@ -104,12 +112,13 @@ def grow_mem(base_mb):
     return mem_mb
 
 
-# GPUs. Rules that run a model (fine-tuning, distillation, generation,
-# evaluation, and scoring with a neural scorer) declare `gpu=1`; the code uses a
-# GPU whenever the job sees one and runs on CPU otherwise. On a single machine
-# the request is only a label (the local scheduler limits no resource not given
-# in --resources); through profiles/slurm it becomes `sbatch --gpus=1`. Sites
-# whose nodes have no GPUs set `gpu: 0` for these rules (see profiles/slurm).
+# GPUs. Rules that run a model (fine-tuning, distillation, compression,
+# generation, evaluation, and scoring with a neural scorer) declare `gpu=1`;
+# the code uses a GPU whenever the job sees one and runs on CPU otherwise. On a
+# single machine the request is only a label (the local scheduler limits no
+# resource not given in --resources); through profiles/slurm it becomes
+# `sbatch --gpus=1`. Sites whose nodes have no GPUs set `gpu: 0` for these
+# rules (see profiles/slurm).
 
 
 def scorer_gpus(wildcards):
@@ -125,11 +134,31 @@ def scorer_gpus(wildcards):
 
 def model_dir(wildcards):
     """The folder of ``{model}`` for generation seed ``{seed}``."""
-    return f"results/models/{model_path(wildcards.model, wildcards.seed)}"
+    return f"{RESULTS}/models/{model_path(wildcards.model, wildcards.seed)}"
 
 
 def teacher_dir(wildcards):
-    return f"results/models/{model_path('teacher', wildcards.seed)}"
+    return f"{RESULTS}/models/{model_path(TEACHER, wildcards.seed)}"
+
+
+def parent_dir(wildcards):
+    """The folder of the parent of ``{variant}`` (or ``{student}``) for training seed ``{tseed}``."""
+    name = getattr(wildcards, "variant", None) or wildcards.student
+    return f"{RESULTS}/models/{stored_path(VARIANTS[name].parent, wildcards.tseed)}"
+
+
+def compress_inputs(wildcards):
+    """The parent folder and, for a method that needs it, the calibration tokens."""
+    inputs = {"parent": parent_dir(wildcards)}
+    if get_method(VARIANTS[wildcards.variant].method).needs_calibration:
+        inputs["tokens"] = f"{RESULTS}/data/tokens/train.safetensors"
+    return inputs
+
+
+def variant_spec(wildcards):
+    """What the compression job runs: method, exact level and options (canonical)."""
+    v = VARIANTS[getattr(wildcards, "variant", None) or wildcards.student]
+    return canonical({"method": v.method, "level": v.value, "options": dict(v.options)})
 
 
 def tseed_int(wildcards):
@@ -146,10 +175,9 @@ def reference_spec(wildcards):
 
 def promptset_spec(wildcards):
     """The loader options of a prompt set: the keys that are set, less the sampler's K."""
-    spec = {k: v for k, v in config["prompts"][wildcards.promptset].items() if v is not None and k != "samples"}
-    if "path" in spec and (REPO / spec["path"]).exists():  # else a hub id, passed as is
-        spec["path"] = resolve_path(spec["path"])
-    return spec
+    return canonical(
+        {k: v for k, v in config["prompts"][wildcards.promptset].items() if v is not None and k != "samples"}
+    )
 
 
 def regard_model_for(wildcards):
@@ -175,15 +203,18 @@ def checkpoint_dir(stage):
     """
 
     def path(wildcards):
+        name = getattr(wildcards, "student", stage)
         key = {
             "stage": stage,
+            "model": name,
+            "spec": VARIANTS[name].value if name in VARIANTS else None,
             "seed": int(wildcards.tseed),
             "train": config[stage],
             "base": config["base_model"],
             "corpus": config["corpus"],
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-        return f"results/checkpoints/{stage}-seed{wildcards.tseed}-{digest}"
+        return f"{RESULTS}/checkpoints/{name}-seed{wildcards.tseed}-{digest}"
 
     return path
 
@@ -206,7 +237,7 @@ def shard_ids(promptset):
 
 def generation_shards(wildcards):
     return expand(
-        "results/generations/seed-{seed}/{model}/{promptset}/shard-{shard}.jsonl",
+        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
         shard=shard_ids(wildcards.promptset),
         allow_missing=True,
     )
@@ -214,57 +245,50 @@ def generation_shards(wildcards):
 
 def score_shards(wildcards):
     return expand(
-        "results/scores/seed-{seed}/{model}/{promptset}/shard-{shard}.csv",
+        f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.csv",
         shard=shard_ids(wildcards.promptset),
         allow_missing=True,
     )
 
 
+def promptset_generations(wildcards):
+    """Every prompt set's generations of ``{model}`` for seed ``{seed}``."""
+    return expand(
+        f"{RESULTS}/generations/seed-{wildcards.seed}/{wildcards.model}/{{promptset}}.jsonl",
+        promptset=PROMPTSETS,
+    )
+
+
 # ---- everything the tables need ------------------------------------------
-
-
-def eval_path(model, seed):
-    return f"results/eval/{model_path(model, seed)}.json"
-
-
-def all_scores():
-    return expand("results/scores/seed-{seed}/{model}/{promptset}.csv", seed=SEEDS, model=MODELS, promptset=PROMPTSETS)
-
-
-def all_quality():
-    return expand("results/quality/seed-{seed}/{model}/{promptset}.json", seed=SEEDS, model=MODELS, promptset=PROMPTSETS)
-
 
 INTRINSIC = any(config["intrinsic"][name]["enabled"] for name in ("crows_pairs", "stereoset"))
 
 
-def intrinsic_path(model, seed):
-    return f"results/intrinsic/{model_path(model, seed)}.csv"
+def score_files():
+    return {
+        (s, m, ps): f"{RESULTS}/scores/seed-{s}/{m}/{ps}.csv"
+        for s in SEEDS for m in MODELS for ps in PROMPTSETS
+    }
 
 
-def all_intrinsic():
-    return sorted({intrinsic_path(m, s) for s in SEEDS for m in MODELS}) if INTRINSIC else []
+def quality_files():
+    return {(s, m): f"{RESULTS}/quality/seed-{s}/{m}.json" for s in SEEDS for m in MODELS}
+
+
+def eval_files():
+    return {(s, m): f"{RESULTS}/eval/{model_path(m, s)}.json" for s in SEEDS for m in MODELS}
+
+
+def intrinsic_files():
+    if not INTRINSIC:
+        return {}
+    return {(s, m): f"{RESULTS}/intrinsic/{model_path(m, s)}.csv" for s in SEEDS for m in MODELS}
+
+
+def prompt_files():
+    return {ps: f"{RESULTS}/data/prompts/{ps}.jsonl" for ps in PROMPTSETS}
 
 
 def intrinsic_set(name):
-    """The config of intrinsic set ``name``, a local file's path resolved against the repository."""
-    spec = dict(config["intrinsic"][name])
-    if spec.get("source") in ("csv", "json", "jsonl") and spec.get("path"):
-        spec["path"] = resolve_path(spec["path"])
-    return spec
-
-
-def model_info():
-    """(compression, level) of every model, for the tables."""
-    info = {"teacher": ("none", None), "student": ("distillation", None)}
-    info.update({f"pruned-{s}": ("pruning", float(s)) for s in SPARSITIES})
-    info.update({name: (ref["compression"], None) for name, ref in REFERENCES.items()})
-    return info
-
-
-def all_prompts():
-    return expand("results/data/prompts/{promptset}.jsonl", promptset=PROMPTSETS)
-
-
-def all_evals():
-    return sorted({eval_path(m, s) for s in SEEDS for m in MODELS})
+    """The config of intrinsic set ``name`` (a relative path is resolved by the job)."""
+    return canonical(dict(config["intrinsic"][name]))

@@ -1,17 +1,18 @@
-# Data: the base model, the corpus and the prompt sets.
+# Data: the base model, the reference models, the corpus and the prompt sets.
 
 
 rule import_base_model:
     output:
-        directory("results/models/base"),
+        directory(f"{RESULTS}/models/base"),
     params:
-        spec=config["base_model"],
+        spec=canonical(config["base_model"]),
         seed=config["seed"],
+        torch_threads=THREADS["train"],
     log:
-        "logs/import_base_model.log",
+        f"{LOGS}/import_base_model.log",
     benchmark:
-        "benchmarks/import_base_model.tsv"
-    threads: 2
+        f"{BENCH}/import_base_model.tsv"
+    threads: THREADS["train"]
     resources:
         mem_mb=grow_mem(6000),
         runtime=30,
@@ -23,15 +24,16 @@ rule import_base_model:
 
 rule import_reference_model:
     output:
-        directory("results/models/reference/{reference}"),
+        directory(f"{RESULTS}/models/reference/{{reference}}"),
     params:
         spec=reference_spec,
         seed=config["seed"],
+        torch_threads=THREADS["train"],
     log:
-        "logs/import_reference_model/{reference}.log",
+        f"{LOGS}/import_reference_model/{{reference}}.log",
     benchmark:
-        "benchmarks/import_reference_model/{reference}.tsv"
-    threads: 2
+        f"{BENCH}/import_reference_model/{{reference}}.tsv"
+    threads: THREADS["train"]
     resources:
         mem_mb=grow_mem(6000),
         runtime=30,
@@ -43,16 +45,16 @@ rule import_reference_model:
 
 rule prepare_corpus:
     output:
-        train="results/data/corpus/train.jsonl",
-        heldout="results/data/corpus/heldout.jsonl",
+        train=f"{RESULTS}/data/corpus/train.jsonl",
+        heldout=f"{RESULTS}/data/corpus/heldout.jsonl",
     params:
-        path=resolve_path(config["corpus"]["path"]),
+        path=config["corpus"]["path"],
         heldout_fraction=config["corpus"]["heldout_fraction"],
         max_documents=config["corpus"]["max_documents"],
         min_chars=config["corpus"]["min_chars"],
         seed=config["seed"],
     log:
-        "logs/prepare_corpus.log",
+        f"{LOGS}/prepare_corpus.log",
     resources:
         mem_mb=1000,
         runtime=10,
@@ -64,14 +66,14 @@ rule prepare_corpus:
 
 rule tokenize_corpus:
     input:
-        corpus="results/data/corpus/{split}.jsonl",
-        model="results/models/base",
+        corpus=f"{RESULTS}/data/corpus/{{split}}.jsonl",
+        model=f"{RESULTS}/models/base",
     output:
-        "results/data/tokens/{split}.safetensors",
+        f"{RESULTS}/data/tokens/{{split}}.safetensors",
     params:
         max_tokens=split_max_tokens,
     log:
-        "logs/tokenize_corpus/{split}.log",
+        f"{LOGS}/tokenize_corpus/{{split}}.log",
     resources:
         mem_mb=2000,
         runtime=10,
@@ -83,13 +85,12 @@ rule tokenize_corpus:
 
 checkpoint prepare_prompts:
     output:
-        "results/data/prompts/{promptset}.jsonl",
+        f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
     params:
         spec=promptset_spec,
         seed=config["seed"],
-        repo_root=str(REPO),
     log:
-        "logs/prepare_prompts/{promptset}.log",
+        f"{LOGS}/prepare_prompts/{{promptset}}.log",
     resources:
         mem_mb=1000,
         runtime=10,

@@ -1,22 +1,25 @@
-# Distillation: a half-depth student initialised from every other teacher
-# layer and trained against the teacher's logits (the DistilGPT2 recipe).
+# Distillation: students of the teacher's layers (distillation.students),
+# trained against the teacher's logits (kd-*) or, as the control, on the
+# language-modelling loss alone (nokd-*).
 
 
 rule distill_student:
     input:
-        teacher="results/models/seed-{tseed}/teacher",
-        tokens="results/data/tokens/train.safetensors",
+        teacher=parent_dir,
+        tokens=f"{RESULTS}/data/tokens/train.safetensors",
     output:
-        directory("results/models/seed-{tseed}/student"),
+        directory(f"{RESULTS}/models/seed-{{tseed}}/{{student}}"),
     params:
-        train=config["student"],
+        spec=variant_spec,
+        train=canonical(config["student"]),
         seed=tseed_int,
         checkpoint_dir=checkpoint_dir("student"),
+        torch_threads=THREADS["train"],
     log:
-        "logs/distill_student/seed-{tseed}.log",
+        f"{LOGS}/distill_student/seed-{{tseed}}/{{student}}.log",
     benchmark:
-        "benchmarks/distill_student/seed-{tseed}.tsv"
-    threads: 2
+        f"{BENCH}/distill_student/seed-{{tseed}}/{{student}}.tsv"
+    threads: THREADS["train"]
     resources:
         gpu=1,
         mem_mb=grow_mem(8000),

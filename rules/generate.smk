@@ -7,18 +7,19 @@
 rule generate_continuations:
     input:
         model=model_dir,
-        prompts="results/data/prompts/{promptset}.jsonl",
+        prompts=f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
     output:
-        "results/generations/seed-{seed}/{model}/{promptset}/shard-{shard}.jsonl",
+        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
     params:
         samples=promptset_samples,
-        sampling=config["generation"],
+        sampling=canonical(config["generation"]),
         seed=seed_int,
+        torch_threads=THREADS["model"],
     log:
-        "logs/generate_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.log",
+        f"{LOGS}/generate_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.log",
     benchmark:
-        "benchmarks/generate_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.tsv"
-    threads: 1  # many small jobs: run them side by side rather than widen each
+        f"{BENCH}/generate_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.tsv"
+    threads: THREADS["model"]
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),
@@ -33,9 +34,9 @@ rule gather_generations:
     input:
         generation_shards,
     output:
-        "results/generations/seed-{seed}/{model}/{promptset}.jsonl",
+        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}.jsonl",
     log:
-        "logs/gather_generations/seed-{seed}/{model}/{promptset}.log",
+        f"{LOGS}/gather_generations/seed-{{seed}}/{{model}}/{{promptset}}.log",
     resources:
         mem_mb=1000,
         runtime=10,

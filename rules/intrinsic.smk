@@ -1,24 +1,28 @@
-# Intrinsic bias: CrowS-Pairs and StereoSet scored with each model's own
-# sentence likelihoods (no generation), one tidy table per model and training
-# seed.
+# Intrinsic bias: CrowS-Pairs (whole-sentence and conditional scoring) and
+# StereoSet scored with each model's own sentence likelihoods (no generation):
+# one tidy table per model and training seed, and its per-item values for the
+# paired comparisons with the parent.
 
 
 rule evaluate_intrinsic_bias:
     input:
-        model="results/models/{modelpath}",
+        model=f"{RESULTS}/models/{{modelpath}}",
     output:
-        "results/intrinsic/{modelpath}.csv",
+        table=f"{RESULTS}/intrinsic/{{modelpath}}.csv",
+        items=f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
     params:
         crows=intrinsic_set("crows_pairs"),
         stereoset=intrinsic_set("stereoset"),
         batch_size=config["intrinsic"]["batch_size"],
         n_boot=config["intrinsic"]["n_boot"],
+        confidence=config["bootstrap"]["confidence"],
         seed=config["seed"],
+        torch_threads=THREADS["model"],
     log:
-        "logs/evaluate_intrinsic_bias/{modelpath}.log",
+        f"{LOGS}/evaluate_intrinsic_bias/{{modelpath}}.log",
     benchmark:
-        "benchmarks/evaluate_intrinsic_bias/{modelpath}.tsv"
-    threads: 1  # many small jobs: run them side by side rather than widen each
+        f"{BENCH}/evaluate_intrinsic_bias/{{modelpath}}.tsv"
+    threads: THREADS["model"]
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),

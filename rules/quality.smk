@@ -1,20 +1,23 @@
-# Quality guards: is the text a model writes still language? Perplexity of its
-# continuations under the teacher, distinct-n, the share of empty continuations.
+# Quality guards: is the text a model writes still language? Per model, over
+# every prompt set: perplexity of its continuations under the teacher,
+# distinct-n per prompt, the share of empty continuations.
 
 
 rule assess_quality:
     input:
-        generations="results/generations/seed-{seed}/{model}/{promptset}.jsonl",
+        generations=promptset_generations,
         teacher=teacher_dir,
     output:
-        "results/quality/seed-{seed}/{model}/{promptset}.json",
+        f"{RESULTS}/quality/seed-{{seed}}/{{model}}.json",
     params:
+        promptsets=PROMPTSETS,
         batch_size=config["evaluation"]["batch_size"],
+        torch_threads=THREADS["model"],
     log:
-        "logs/assess_quality/seed-{seed}/{model}/{promptset}.log",
+        f"{LOGS}/assess_quality/seed-{{seed}}/{{model}}.log",
     benchmark:
-        "benchmarks/assess_quality/seed-{seed}/{model}/{promptset}.tsv"
-    threads: 1  # many small jobs: run them side by side rather than widen each
+        f"{BENCH}/assess_quality/seed-{{seed}}/{{model}}.tsv"
+    threads: THREADS["model"]
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),

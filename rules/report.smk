@@ -3,26 +3,29 @@
 
 rule aggregate_metrics:
     input:
-        scores=all_scores(),
-        prompts=all_prompts(),
-        evals=all_evals(),
-        quality=all_quality(),
-        intrinsic=all_intrinsic(),
+        scores=list(score_files().values()),
+        prompts=list(prompt_files().values()),
+        evals=sorted(set(eval_files().values())),
+        quality=list(quality_files().values()),
+        intrinsic=sorted(set(intrinsic_files().values())),
     output:
-        metrics="results/tables/metrics.csv",
-        per_seed="results/tables/metrics_per_seed.csv",
+        metrics=f"{RESULTS}/tables/metrics.csv",
+        per_seed=f"{RESULTS}/tables/metrics_per_seed.csv",
+        comparisons=f"{RESULTS}/tables/comparisons.csv",
+        models=f"{RESULTS}/tables/models.csv",
     params:
-        seeds=SEEDS,
-        models=MODELS,
-        promptsets=PROMPTSETS,
-        eval_paths={(s, m): eval_path(m, s) for s in SEEDS for m in MODELS},
-        intrinsic_paths={(s, m): intrinsic_path(m, s) for s in SEEDS for m in MODELS} if INTRINSIC else {},
-        model_info=model_info(),
-        scoring=config["scoring"],
-        quality_thresholds=config["quality_thresholds"],
-        bootstrap=config["bootstrap"],
+        score_files=score_files(),
+        prompt_files=prompt_files(),
+        eval_files=eval_files(),
+        quality_files=quality_files(),
+        intrinsic_files=intrinsic_files(),
+        variants=VARIANTS.table(),
+        samples={ps: config["prompts"][ps]["samples"] for ps in PROMPTSETS},
+        scoring=canonical(config["scoring"]),
+        quality_thresholds=canonical(config["quality_thresholds"]),
+        bootstrap=canonical(config["bootstrap"]),
     log:
-        "logs/aggregate_metrics.log",
+        f"{LOGS}/aggregate_metrics.log",
     resources:
         mem_mb=4000,
         runtime=30,
@@ -35,14 +38,14 @@ rule aggregate_metrics:
 rule gather_benchmarks:
     input:
         # Runs after everything else, so every job's benchmark is there.
-        "results/tables/metrics.csv",
+        f"{RESULTS}/tables/metrics.csv",
         FIGURES,
     output:
-        "results/tables/benchmarks.csv",
+        f"{RESULTS}/tables/benchmarks.csv",
     params:
-        bench_dir="benchmarks",
+        bench_dir=BENCH,
     log:
-        "logs/gather_benchmarks.log",
+        f"{LOGS}/gather_benchmarks.log",
     resources:
         mem_mb=1000,
         runtime=10,
@@ -54,37 +57,38 @@ rule gather_benchmarks:
 
 rule plot_figures:
     input:
-        metrics="results/tables/metrics.csv",
-        bias_prompts=f"results/data/prompts/{config['report']['bias_promptset']}.jsonl",
-        calibration="results/tables/scorer_calibration.csv",
+        metrics=f"{RESULTS}/tables/metrics.csv",
+        models=f"{RESULTS}/tables/models.csv",
+        bias_prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
+        calibration=f"{RESULTS}/tables/scorer_calibration.csv",
     output:
         report(
-            "results/figures/metrics_vs_sparsity.png",
+            f"{RESULTS}/figures/metrics_vs_sparsity.png",
             caption="../report/metrics_vs_sparsity.rst",
             category="Toxicity",
         ),
         report(
-            "results/figures/distillation.png",
+            f"{RESULTS}/figures/distillation.png",
             caption="../report/distillation.rst",
             category="Toxicity",
         ),
         report(
-            "results/figures/tradeoff.png",
+            f"{RESULTS}/figures/tradeoff.png",
             caption="../report/tradeoff.rst",
             category="Quality",
         ),
         report(
-            "results/figures/bold_heatmap.png",
+            f"{RESULTS}/figures/bold_heatmap.png",
             caption="../report/bold_heatmap.rst",
             category="Bias",
         ),
         report(
-            "results/figures/sentiment_by_group.png",
+            f"{RESULTS}/figures/sentiment_by_group.png",
             caption="../report/sentiment_by_group.rst",
             category="Bias",
         ),
         report(
-            "results/figures/scorer_calibration.png",
+            f"{RESULTS}/figures/scorer_calibration.png",
             caption="../report/scorer_calibration.rst",
             category="Quality",
         ),
@@ -92,7 +96,7 @@ rule plot_figures:
         toxicity_promptset=config["report"]["toxicity_promptset"],
         bias_promptset=config["report"]["bias_promptset"],
     log:
-        "logs/plot_figures.log",
+        f"{LOGS}/plot_figures.log",
     resources:
         mem_mb=2000,
         runtime=10,

@@ -4,17 +4,19 @@
 
 rule score_continuations:
     input:
-        "results/generations/seed-{seed}/{model}/{promptset}/shard-{shard}.jsonl",
+        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
     output:
-        "results/scores/seed-{seed}/{model}/{promptset}/shard-{shard}.csv",
+        f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.csv",
     params:
         scorer=config["scoring"]["toxicity_scorer"],
-        options=config["scoring"]["scorer_options"],
+        options=canonical(config["scoring"]["scorer_options"]),
         regard_model=regard_model_for,
+        torch_threads=THREADS["model"],
     log:
-        "logs/score_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.log",
+        f"{LOGS}/score_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.log",
     benchmark:
-        "benchmarks/score_continuations/seed-{seed}/{model}/{promptset}/shard-{shard}.tsv"
+        f"{BENCH}/score_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.tsv"
+    threads: THREADS["model"]
     resources:
         gpu=scorer_gpus,
         mem_mb=grow_mem(2000),
@@ -29,9 +31,9 @@ rule gather_scores:
     input:
         score_shards,
     output:
-        "results/scores/seed-{seed}/{model}/{promptset}.csv",
+        f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}.csv",
     log:
-        "logs/gather_scores/seed-{seed}/{model}/{promptset}.log",
+        f"{LOGS}/gather_scores/seed-{{seed}}/{{model}}/{{promptset}}.log",
     resources:
         mem_mb=1000,
         runtime=10,
@@ -43,17 +45,18 @@ rule gather_scores:
 
 rule evaluate_model:
     input:
-        model="results/models/{modelpath}",
-        tokens="results/data/tokens/heldout.safetensors",
+        model=f"{RESULTS}/models/{{modelpath}}",
+        tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
     output:
-        "results/eval/{modelpath}.json",
+        f"{RESULTS}/eval/{{modelpath}}.json",
     params:
-        settings=config["evaluation"],
+        settings=canonical(config["evaluation"]),
+        torch_threads=THREADS["model"],
     log:
-        "logs/evaluate_model/{modelpath}.log",
+        f"{LOGS}/evaluate_model/{{modelpath}}.log",
     benchmark:
-        "benchmarks/evaluate_model/{modelpath}.tsv"
-    threads: 1  # many small jobs: run them side by side rather than widen each
+        f"{BENCH}/evaluate_model/{{modelpath}}.tsv"
+    threads: THREADS["model"]
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),

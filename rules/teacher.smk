@@ -3,19 +3,20 @@
 
 rule finetune_teacher:
     input:
-        base="results/models/base",
-        tokens="results/data/tokens/train.safetensors",
+        base=f"{RESULTS}/models/base",
+        tokens=f"{RESULTS}/data/tokens/train.safetensors",
     output:
-        directory("results/models/seed-{tseed}/teacher"),
+        directory(f"{RESULTS}/models/seed-{{tseed}}/teacher"),
     params:
-        train=config["teacher"],
+        train=canonical(config["teacher"]),
         seed=tseed_int,
         checkpoint_dir=checkpoint_dir("teacher"),
+        torch_threads=THREADS["train"],
     log:
-        "logs/finetune_teacher/seed-{tseed}.log",
+        f"{LOGS}/finetune_teacher/seed-{{tseed}}.log",
     benchmark:
-        "benchmarks/finetune_teacher/seed-{tseed}.tsv"
-    threads: 2
+        f"{BENCH}/finetune_teacher/seed-{{tseed}}.tsv"
+    threads: THREADS["train"]
     resources:
         gpu=1,
         mem_mb=grow_mem(8000),

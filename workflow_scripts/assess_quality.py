@@ -1,13 +1,13 @@
-"""Rule assess_quality: quality guards of one model's continuations."""
+"""Rule assess_quality: quality guards of one model's continuations, every prompt set."""
 
 from pathlib import Path
 
 from compfair.io import setup_logging
 from compfair.quality import quality_report
 
-setup_logging(snakemake.log[0], threads=snakemake.threads)
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 quality_report(
-    Path(snakemake.input.generations),
+    dict(zip(snakemake.params.promptsets, map(Path, snakemake.input.generations), strict=True)),
     Path(snakemake.input.teacher),
     Path(snakemake.output[0]),
     batch_size=snakemake.params.batch_size,

@@ -1,24 +1,25 @@
-"""Rule distill_student: distil a half-depth student from the teacher."""
+"""Rule distill_student: train a student of the teacher's layers, with or without KD."""
 
-import shutil
 from pathlib import Path
 
 from compfair.distill import distill
 from compfair.io import setup_logging
-from compfair.training import TrainConfig
+from compfair.training import TrainConfig, remove_checkpoints
 
-setup_logging(snakemake.log[0], threads=snakemake.threads)
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 settings = snakemake.params.train
-train = {k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__}
+spec = snakemake.params.spec
 checkpoints = Path(snakemake.params.checkpoint_dir)
 distill(
     Path(snakemake.input.teacher),
     Path(snakemake.input.tokens),
     Path(snakemake.output[0]),
-    TrainConfig(**train, seed=snakemake.params.seed),
+    TrainConfig.from_settings(settings, seed=snakemake.params.seed),
     temperature=settings["temperature"],
     alpha_kd=settings["alpha_kd"],
     alpha_lm=settings["alpha_lm"],
     checkpoint_dir=checkpoints,
+    keep=spec["level"],
+    use_kd=spec["method"] == "kd",
 )
-shutil.rmtree(checkpoints, ignore_errors=True)
+remove_checkpoints(checkpoints)

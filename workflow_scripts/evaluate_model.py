@@ -5,7 +5,7 @@ from pathlib import Path
 from compfair.io import setup_logging
 from compfair.perplexity import evaluate_model
 
-setup_logging(snakemake.log[0], threads=snakemake.threads)
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 settings = snakemake.params.settings
 evaluate_model(
     Path(snakemake.input.model),

@@ -5,7 +5,7 @@ from pathlib import Path
 from compfair.generate import generate_continuations
 from compfair.io import setup_logging
 
-setup_logging(snakemake.log[0], threads=snakemake.threads)
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 sampling = snakemake.params.sampling
 generate_continuations(
     Path(snakemake.input.model),

@@ -1,9 +1,13 @@
-"""Rule import_base_model: the configured base model as a plain Hugging Face folder."""
+"""Rule import_base_model (and import_reference_model): a model as a plain Hugging Face folder."""
 
 from pathlib import Path
 
+from compfair.config import project_path
 from compfair.io import setup_logging
 from compfair.models import import_base_model
 
-setup_logging(snakemake.log[0], threads=snakemake.threads)
-import_base_model(snakemake.params.spec, Path(snakemake.output[0]), seed=snakemake.params.seed)
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
+spec = dict(snakemake.params.spec)
+if spec.get("path"):
+    spec["path"] = project_path(spec["path"], Path(snakemake.scriptdir).parent)
+import_base_model(spec, Path(snakemake.output[0]), seed=snakemake.params.seed)

@@ -3,13 +3,15 @@
 import logging
 from pathlib import Path
 
+from compfair.config import project_path
 from compfair.data import prepare_corpus
 from compfair.io import setup_logging
 
 setup_logging(snakemake.log[0])
 p = snakemake.params
+path = project_path(p.path, Path(snakemake.scriptdir).parent)
 stats = prepare_corpus(
-    Path(p.path) if p.path else None,
+    Path(path) if path else None,
     Path(snakemake.output.train),
     Path(snakemake.output.heldout),
     heldout_fraction=p.heldout_fraction,

@@ -11,5 +11,5 @@ prepare_prompts(
     snakemake.params.spec,
     Path(snakemake.output[0]),
     seed=snakemake.params.seed,
-    repo_root=Path(snakemake.params.repo_root),
+    repo_root=Path(snakemake.scriptdir).parent,
 )

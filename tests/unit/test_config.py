@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compfair.config import config_errors, missing_paths
+from compfair.config import canonical, config_errors, missing_paths, project_path
+from compfair.variants import variant_problems
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -31,11 +32,12 @@ def merged(*names: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("preset", [[], ["presets/smoke.yaml"]])
+@pytest.mark.parametrize("preset", [[], ["presets/smoke.yaml"], ["presets/paper.yaml"]])
 def test_shipped_configs_are_valid(preset: list[str]) -> None:
     config = merged("config.yaml", *preset)
     assert config_errors(config, SCHEMA) == []
     assert missing_paths(config, REPO) == []
+    assert variant_problems(config) == []
 
 
 def test_every_schema_property_has_description_and_default() -> None:
@@ -59,15 +61,40 @@ def test_every_schema_property_has_description_and_default() -> None:
 
 def test_errors_name_each_bad_key() -> None:
     config = merged("config.yaml")
-    config["pruning"] = {"sparsities": [0.3, 1.5, 0]}
+    config["compression"]["magnitude"]["levels"] = [0.3, 1.5, 0]
     config["prompts"]["rtp"]["samples"] = 0
     config["typo_key"] = 1
     errors = config_errors(config, SCHEMA)
-    assert "config key pruning.sparsities[1]: 1.5 is greater than or equal to the maximum of 1" in errors
-    assert "config key pruning.sparsities[2]: 0 is less than or equal to the minimum of 0" in errors
     assert "config key prompts.rtp.samples: 0 is less than the minimum of 1" in errors
     assert any("'typo_key' was unexpected" in e for e in errors)
-    assert len(errors) == 4
+    assert len(errors) == 2
+    problems = variant_problems(config)
+    assert problems == [
+        "config key compression.magnitude.levels[1]: 1.5 is not strictly between 0 and 1",
+        "config key compression.magnitude.levels[2]: 0 is not strictly between 0 and 1",
+    ]
+
+
+def test_the_old_pruning_key_says_what_replaced_it() -> None:
+    config = merged("config.yaml")
+    config["pruning"] = {"sparsities": [0.5]}
+    errors = config_errors(config, SCHEMA)
+    assert any(e.startswith("config key pruning: no longer exists; use compression") for e in errors)
+
+
+def test_canonical_params_ignore_key_order() -> None:
+    a = {"tiny": {"n_layer": 4, "n_embd": 32}, "source": "tiny_gpt2", "levels": [0.5, 0.1]}
+    b = {"source": "tiny_gpt2", "levels": [0.5, 0.1], "tiny": {"n_embd": 32, "n_layer": 4}}
+    assert repr(canonical(a)) == repr(canonical(b))
+    assert canonical(a)["levels"] == [0.5, 0.1]  # lists keep their order
+
+
+def test_project_paths_resolve_against_the_project(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("a")
+    assert project_path("data/x.csv", tmp_path) == str(tmp_path / "data" / "x.csv")
+    assert project_path("allenai/real-toxicity-prompts", tmp_path) == "allenai/real-toxicity-prompts"
+    assert project_path(None, tmp_path) is None
 
 
 def test_unknown_prompt_source_and_bad_promptset_name() -> None:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from compfair.distill import distill, distillation_loss, init_student_from_teacher
+from compfair.distill import distill, distillation_loss, init_student_from_teacher, student_layers
+from compfair.io import InputError
 from compfair.models import decoder_blocks
 from compfair.training import TrainConfig
 
@@ -36,7 +37,7 @@ def test_student_copies_every_other_teacher_block(
     arch: str, gpt2_factory: Factory, llama_factory: Factory
 ) -> None:
     teacher = gpt2_factory(seed=1) if arch == "gpt2" else llama_factory(seed=1)
-    student = init_student_from_teacher(teacher)
+    student = init_student_from_teacher(teacher, student_layers(4, "every_other"))
     t_blocks, s_blocks = decoder_blocks(teacher), decoder_blocks(student)
     assert len(t_blocks) == 4 and len(s_blocks) == 2
     layers_key = "n_layer" if arch == "gpt2" else "num_hidden_layers"
@@ -65,7 +66,7 @@ def test_student_copies_every_other_teacher_block(
 
 def test_student_of_odd_depth_and_generation(llama_factory: Factory) -> None:
     teacher = llama_factory(n_layer=5)
-    student = init_student_from_teacher(teacher)
+    student = init_student_from_teacher(teacher, student_layers(5, 0.6))
     assert len(decoder_blocks(student)) == 3  # blocks 0, 2, 4
     _assert_same(decoder_blocks(student)[2], decoder_blocks(teacher)[4])
     out = student.generate(torch.tensor([[3, 4, 5]]), max_new_tokens=4, do_sample=False,
@@ -135,10 +136,53 @@ def test_distill_end_to_end(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
         assert record["kd_loss"] > 0
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["teacher_layers"] == 4 and prov["student_layers"] == 2
+    assert prov["layers"] == [0, 3]  # half of 4 blocks, spread from the first to the last
     assert prov["temperature"] == 2.0 and prov["parent"] == str(tiny_gpt2_dir)
     # the teacher folder is untouched and the student moved away from its initialisation
     _assert_same(AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir), teacher_before)
-    init = init_student_from_teacher(teacher_before)
+    init = init_student_from_teacher(teacher_before, [0, 3])
     assert not torch.equal(
         student.transformer.h[1].mlp.c_fc.weight, init.transformer.h[1].mlp.c_fc.weight
     )
+
+
+@pytest.mark.parametrize(
+    "n, keep, expected",
+    [
+        (12, 0.5, [0, 2, 4, 7, 9, 11]),  # DistilGPT-2's choice, from the share
+        (12, "distilgpt2", [0, 2, 4, 7, 9, 11]),
+        (30, "every_other", list(range(0, 30, 2))),
+        (30, 0.5, [0, 2, 4, 6, 8, 10, 12, 15, 17, 19, 21, 23, 25, 27, 29]),
+        (4, 0.25, [0]),
+        (6, [1, 5], [1, 5]),
+    ],
+)
+def test_student_layers(n: int, keep: object, expected: list[int]) -> None:
+    assert student_layers(n, keep) == expected
+
+
+@pytest.mark.parametrize("n, keep", [(30, "distilgpt2"), (4, [0, 4]), (4, [2, 1])])
+def test_student_layers_refuses_what_the_teacher_cannot_give(n: int, keep: object) -> None:
+    with pytest.raises(InputError):
+        student_layers(n, keep)
+
+
+def test_no_kd_control_trains_on_the_lm_loss_alone(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    """The control's loss has no KL term: each step's loss is exactly the LM loss."""
+    ids = torch.randint(0, 50257, (300,), generator=torch.Generator().manual_seed(0))
+    safetensors.torch.save_file({"input_ids": ids}, str(tmp_path / "train.safetensors"))
+    cfg = TrainConfig(steps=2, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1,
+                      checkpoint_every=2, seed=0)
+    kwargs = {"temperature": 2.0, "alpha_kd": 0.5, "alpha_lm": 0.5, "keep": 0.5}
+    distill(tiny_gpt2_dir, tmp_path / "train.safetensors", tmp_path / "nokd", cfg,
+            checkpoint_dir=tmp_path / "c1", use_kd=False, **kwargs)
+    distill(tiny_gpt2_dir, tmp_path / "train.safetensors", tmp_path / "kd", cfg,
+            checkpoint_dir=tmp_path / "c2", use_kd=True, **kwargs)
+    nokd = json.loads((tmp_path / "nokd" / "training_log.json").read_text())
+    kd = json.loads((tmp_path / "kd" / "training_log.json").read_text())
+    assert all("kd_loss" not in r and r["loss"] == pytest.approx(r["lm_loss"]) for r in nokd)
+    # the same initialisation and first batch: the first LM losses agree, the totals do not
+    assert nokd[0]["lm_loss"] == pytest.approx(kd[0]["lm_loss"], rel=1e-6)
+    assert kd[0]["loss"] != pytest.approx(nokd[0]["loss"])
+    prov = json.loads((tmp_path / "nokd" / "provenance.json").read_text())
+    assert prov["alpha_kd"] == 0.0 and prov["temperature"] is None

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from compfair.io import InputError
+from compfair.metric_rows import Bootstrap, disparity_rows, marginal_rows, unit_sets
 from compfair.metrics import (
     bootstrap_ci,
-    expected_max_toxicity,
     group_disparity,
     group_disparity_ci,
-    group_gaps,
-    mean_toxicity,
     paired_difference_ci,
     per_prompt_statistics,
-    sentiment_by_group,
-    toxicity_probability,
 )
-from compfair.perplexity import evaluate_model, perplexity
 
 # 3 prompts x 2 samples: maxima 0.9, 0.4, 0.5
 SCORES = pd.DataFrame(
@@ -38,36 +29,36 @@ SCORES = pd.DataFrame(
 )
 
 
-def test_expected_max_toxicity_by_hand() -> None:
-    emt, std = expected_max_toxicity(SCORES)
-    assert emt == pytest.approx((0.9 + 0.4 + 0.5) / 3)  # 0.6
+def _table(scores: pd.DataFrame, promptset: str = "p") -> dict:
+    """The metric rows the workflow computes from per-prompt values: (group, metric) -> value."""
+    per_prompt = per_prompt_statistics(scores if "group" in scores else scores.assign(group=None, domain=None))
+    sets = unit_sets(per_prompt, promptset, "test")
+    rows = marginal_rows([per_prompt], promptset, sets, Bootstrap(n_resamples=50), "m")
+    return {(g, m): v[0] for (_, g, m), v in rows.items()}
+
+
+def test_toxicity_metrics_by_hand() -> None:
+    table = _table(SCORES)
+    assert table[("", "expected_max_toxicity")] == pytest.approx((0.9 + 0.4 + 0.5) / 3)  # 0.6
     mean = 0.6
-    assert std == pytest.approx(
+    assert table[("", "expected_max_toxicity_std")] == pytest.approx(
         math.sqrt(((0.9 - mean) ** 2 + (0.4 - mean) ** 2 + (0.5 - mean) ** 2) / 3)
-    )
-
-
-def test_toxicity_probability_by_hand() -> None:
-    assert toxicity_probability(SCORES) == pytest.approx(2 / 3)  # a (0.9) and c (0.5 >= 0.5)
-    assert toxicity_probability(SCORES, threshold=0.6) == pytest.approx(1 / 3)
-    assert toxicity_probability(SCORES, threshold=0.95) == 0.0
-
-
-def test_mean_toxicity_by_hand() -> None:
-    assert mean_toxicity(SCORES) == pytest.approx(2.1 / 6)
+    )  # ddof=0, as RealToxicityPrompts
+    assert table[("", "toxicity_probability")] == pytest.approx(2 / 3)  # a (0.9) and c (0.5 >= 0.5)
+    assert table[("", "mean_toxicity")] == pytest.approx(2.1 / 6)
+    high = per_prompt_statistics(SCORES, toxicity_threshold=0.6)
+    assert high["toxic"].mean() == pytest.approx(1 / 3)
 
 
 def test_empty_scores_are_rejected() -> None:
     with pytest.raises(ValueError):
-        expected_max_toxicity(SCORES.iloc[:0])
+        per_prompt_statistics(SCORES.iloc[:0])
 
 
 def test_mean_toxicity_weighs_prompts_equally() -> None:
     # prompt a has 3 samples (mean 0.2), prompt b one (mean 0.8): 0.5, not 1.4 / 4
-    scores = pd.DataFrame(
-        {"prompt_id": ["a", "a", "a", "b"], "toxicity": [0.1, 0.2, 0.3, 0.8]}
-    )
-    assert mean_toxicity(scores) == pytest.approx(0.5)
+    scores = pd.DataFrame({"prompt_id": ["a", "a", "a", "b"], "toxicity": [0.1, 0.2, 0.3, 0.8]})
+    assert _table(scores)[("", "mean_toxicity")] == pytest.approx(0.5)
 
 
 def test_per_prompt_statistics_by_hand() -> None:
@@ -82,9 +73,18 @@ def test_per_prompt_statistics_by_hand() -> None:
     assert out["sentiment_negative_share"].tolist() == [0.5, 0.0, 0.0]
     assert out["n_samples"].tolist() == [2, 2, 2]
     assert out["group"].tolist() == ["g", "g", "g"]
-    # the means of the per-prompt columns are the table metrics
-    assert out["max_toxicity"].mean() == pytest.approx(expected_max_toxicity(SCORES)[0])
-    assert out["toxic"].mean() == pytest.approx(toxicity_probability(SCORES))
+
+
+def test_non_empty_statistics_by_hand() -> None:
+    # a: 0.1 (empty), 0.9; b: both empty; c: 0.5, 0.0 (empty)
+    scores = SCORES.assign(empty=[True, False, True, True, False, True])
+    out = per_prompt_statistics(scores).set_index("prompt_id")
+    assert out.loc["a", "max_toxicity_nonempty"] == 0.9 and out.loc["c", "mean_toxicity_nonempty"] == 0.5
+    assert math.isnan(out.loc["b", "max_toxicity_nonempty"])
+    table = _table(scores)
+    assert table[("", "expected_max_toxicity_nonempty")] == pytest.approx((0.9 + 0.5) / 2)  # b left out
+    assert table[("", "toxicity_probability_nonempty")] == pytest.approx(1.0)
+    assert table[("", "expected_max_toxicity")] == pytest.approx(0.6)  # all prompts, empty ones too
 
 
 # men: prompts m1 (0.5, 0.0) and m2 (-0.7); women: w1 (0.8, 0.6), w2 (-0.5); race: one group
@@ -94,41 +94,24 @@ SENTIMENT = pd.DataFrame(
         "domain": ["gender"] * 6 + ["race"] * 2,
         "group": ["men", "men", "men", "women", "women", "women", "x", "x"],
         "sentiment": [0.5, 0.0, -0.7, 0.8, 0.6, -0.5, 0.2, 0.2],
+        "toxicity": [0.0] * 8,
     }
 )
 
 
-def test_sentiment_by_group_by_hand() -> None:
-    out = sentiment_by_group(SENTIMENT)
-    assert list(out.columns) == [
-        "domain",
-        "group",
-        "sentiment_mean",
-        "sentiment_positive_share",
-        "sentiment_negative_share",
-        "n",
-    ]
-    men = out[out["group"] == "men"].iloc[0]
-    women = out[out["group"] == "women"].iloc[0]
+def test_group_sentiment_by_hand() -> None:
+    table = _table(SENTIMENT)
     # means over prompts of per-prompt values: a prompt weighs the same whatever its samples
-    assert men["sentiment_mean"] == pytest.approx((0.25 - 0.7) / 2)
-    assert men["sentiment_positive_share"] == pytest.approx(0.25)  # m1: 1/2 (0.5 counts), m2: 0
-    assert men["sentiment_negative_share"] == pytest.approx(0.5)  # m1: 0, m2: 1
-    assert women["sentiment_mean"] == pytest.approx((0.7 - 0.5) / 2)
-    assert women["sentiment_positive_share"] == pytest.approx(0.5)
-    assert women["sentiment_negative_share"] == pytest.approx(0.5)  # -0.5 counts (<=)
-    assert men["n"] == 2 and women["n"] == 2  # prompts
-    assert out["group"].tolist() == ["men", "women", "x"]
-
-
-def test_group_gaps_by_hand() -> None:
-    gaps = group_gaps(sentiment_by_group(SENTIMENT)).set_index("domain")
-    assert gaps.loc["gender", "gap"] == pytest.approx(0.1 + 0.225)
-    assert gaps.loc["gender", "group_sd"] == pytest.approx((0.1 + 0.225) / 2)  # two groups
-    assert gaps.loc["gender", "max_group"] == "women"
-    assert gaps.loc["gender", "min_group"] == "men"
-    assert math.isnan(gaps.loc["race", "gap"])  # a single group has no gap
-    assert math.isnan(gaps.loc["race", "group_sd"])
+    assert table[("men", "sentiment_mean")] == pytest.approx((0.25 - 0.7) / 2)
+    assert table[("men", "sentiment_positive_share")] == pytest.approx(0.25)  # m1: 1/2, m2: 0
+    assert table[("men", "sentiment_negative_share")] == pytest.approx(0.5)  # m1: 0, m2: 1
+    assert table[("women", "sentiment_mean")] == pytest.approx((0.7 - 0.5) / 2)
+    assert table[("women", "sentiment_negative_share")] == pytest.approx(0.5)  # -0.5 counts (<=)
+    per_prompt = per_prompt_statistics(SENTIMENT)
+    gaps = disparity_rows([per_prompt], "p", "test", Bootstrap(n_resamples=50), "m")
+    assert gaps[("p", "gender", "sentiment_gap")][0] == pytest.approx(0.1 + 0.225)
+    assert gaps[("p", "gender", "sentiment_group_sd")][0] == pytest.approx((0.1 + 0.225) / 2)
+    assert ("p", "race", "sentiment_gap") not in gaps  # a single group has no gap
 
 
 def test_group_disparity_by_hand() -> None:
@@ -254,81 +237,3 @@ def _ppl_by_hand(model: GPT2LMHeadModel, windows: list[torch.Tensor]) -> float:
                 nll -= float(logp[t, w[t + 1]])
                 count += 1
     return math.exp(nll / count)
-
-
-def test_perplexity_matches_hand_computation() -> None:
-    model = _tiny_model()
-    tokens = torch.randint(0, 97, (43,), generator=torch.Generator().manual_seed(1))
-    # windows of 10: four full ones and a 3-token tail
-    windows = [tokens[i : i + 10] for i in range(0, 43, 10)]
-    expected = _ppl_by_hand(model, windows)
-    got = perplexity(model, tokens, seq_len=10, max_tokens=None, batch_size=3)
-    assert got == pytest.approx(expected, rel=1e-5)
-    # max_tokens truncates the stream first
-    got20 = perplexity(model, tokens, seq_len=10, max_tokens=20, batch_size=2)
-    assert got20 == pytest.approx(_ppl_by_hand(model, windows[:2]), rel=1e-5)
-
-
-def test_perplexity_clamps_seq_len_to_model_positions() -> None:
-    model = _tiny_model(n_positions=16)
-    tokens = torch.randint(0, 97, (40,), generator=torch.Generator().manual_seed(2))
-    windows = [tokens[i : i + 16] for i in range(0, 40, 16)]
-    assert perplexity(model, tokens, seq_len=64, max_tokens=None, batch_size=4) == pytest.approx(
-        _ppl_by_hand(model, windows), rel=1e-5
-    )
-
-
-def test_perplexity_of_uniform_model_is_vocab_size() -> None:
-    model = _tiny_model()
-    with torch.no_grad():
-        model.lm_head.weight.zero_()  # tied to wte: all logits 0
-    tokens = torch.arange(30) % 97
-    assert perplexity(model, tokens, seq_len=8, max_tokens=None, batch_size=2) == pytest.approx(
-        97, rel=1e-5
-    )
-
-
-def test_evaluate_model_writes_contract(tmp_path: Path) -> None:
-    from compfair.models import gpt2_tokenizer
-
-    folder = tmp_path / "model"
-    folder.mkdir()
-    tokenizer = gpt2_tokenizer()
-    model = _tiny_model(vocab=len(tokenizer), n_positions=32)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    tokens = torch.randint(0, len(tokenizer), (100,), generator=torch.Generator().manual_seed(0))
-    save_file({"input_ids": tokens}, str(tmp_path / "heldout.safetensors"))
-    out = tmp_path / "eval" / "teacher.json"
-    result = evaluate_model(
-        folder,
-        tmp_path / "heldout.safetensors",
-        out,
-        "teacher",
-        seq_len=16,
-        max_tokens=64,
-        batch_size=2,
-    )
-    assert json.loads(out.read_text()) == result
-    assert set(result) == {
-        "model",
-        "perplexity",
-        "heldout_tokens",
-        "n_parameters",
-        "n_prunable",
-        "sparsity",
-    }
-    assert result["model"] == "teacher" and result["heldout_tokens"] == 64
-    assert result["n_parameters"] == sum(p.numel() for p in model.parameters())
-    # GPT-2 blocks: c_attn (16x48), c_proj (16x16), c_fc (16x64), mlp c_proj (64x16) per layer
-    assert result["n_prunable"] == 2 * (16 * 48 + 16 * 16 + 16 * 64 + 64 * 16)
-    assert result["sparsity"] == pytest.approx(0.0)
-    windows = [tokens[i : i + 16] for i in range(0, 64, 16)]
-    assert result["perplexity"] == pytest.approx(_ppl_by_hand(model, windows), rel=1e-5)
-
-
-def test_evaluate_model_rejects_bad_token_file(tmp_path: Path) -> None:
-    save_file({"ids": torch.zeros(3, dtype=torch.long)}, str(tmp_path / "t.safetensors"))
-    with pytest.raises(InputError, match="input_ids"):
-        evaluate_model(tmp_path, tmp_path / "t.safetensors", tmp_path / "o.json", "m", 8, None, 1)
-    assert not (tmp_path / "o.json").exists()

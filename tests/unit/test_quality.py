@@ -11,15 +11,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from compfair.io import InputError, write_jsonl
-from compfair.perplexity import continuation_perplexity
 from compfair.quality import (
     degeneracy_reasons,
     distinct_n,
+    distinct_n_per_prompt,
     empty_share,
     gender_counts,
     gender_polarity,
     gender_words,
-    is_degenerate,
     quality_report,
 )
 
@@ -99,58 +98,55 @@ def _ppl_by_hand(model_dir: Path, rows: list[dict]) -> tuple[float, int]:
     return math.exp(nll / count), count
 
 
-def test_continuation_perplexity_matches_hand_computation(
-    tiny_gpt2_dir: Path, tmp_path: Path
-) -> None:
-    path = tmp_path / "gen.jsonl"
-    write_jsonl(path, GENERATIONS)
-    expected, _ = _ppl_by_hand(tiny_gpt2_dir, GENERATIONS)
-    for batch_size in (1, 3):  # padding must not change the result
-        got = continuation_perplexity(tiny_gpt2_dir, path, batch_size=batch_size)
-        assert got == pytest.approx(expected, rel=1e-4)
-
-
-def test_continuation_perplexity_of_only_empty_is_nan(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
-    path = tmp_path / "gen.jsonl"
-    write_jsonl(path, [GENERATIONS[1], GENERATIONS[2]])
-    assert math.isnan(continuation_perplexity(tiny_gpt2_dir, path))
+def test_distinct_n_per_prompt_averages_over_prompts() -> None:
+    rows = [
+        {"prompt_id": "a", "continuation": "x y"},
+        {"prompt_id": "a", "continuation": "x y"},  # a: unigrams x y x y -> 2/4
+        {"prompt_id": "b", "continuation": "u v w"},  # b: 3/3
+        {"prompt_id": "c", "continuation": ""},  # c: no n-gram at all -> 0
+    ]
+    assert distinct_n_per_prompt(rows, 1) == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    # pooled over all continuations it would be 5/7: the per-prompt protocol differs
+    assert distinct_n([r["continuation"] for r in rows], 1) == pytest.approx(5 / 7)
 
 
 def test_quality_report_writes_contract(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "gen.jsonl"
     write_jsonl(path, GENERATIONS)
-    out = tmp_path / "quality" / "seed-1" / "student" / "rtp.json"
-    report = quality_report(path, tiny_gpt2_dir, out, batch_size=2)
+    other = tmp_path / "other.jsonl"
+    write_jsonl(other, GENERATIONS[:1])
+    out = tmp_path / "quality" / "seed-1" / "kd-0.50.json"
+    report = quality_report({"rtp": path, "bold": other}, tiny_gpt2_dir, out, batch_size=2)
     assert json.loads(out.read_text()) == report
-    assert set(report) == {
-        "distinct_1",
-        "distinct_2",
-        "distinct_3",
-        "empty_share",
-        "teacher_perplexity",
-        "n_continuations",
-        "n_scored_tokens",
-        "gender_polarity_male_share",
+    assert sorted(report["promptsets"]) == ["bold", "rtp"]
+    block = report["promptsets"]["rtp"]
+    assert set(block) == {
+        "distinct_1", "distinct_2", "distinct_3", "empty_share", "teacher_perplexity",
+        "n_continuations", "n_scored_tokens", "gender_polarity_male_share",
         "gender_polarity_female_share",
     }
-    texts = [r["continuation"] for r in GENERATIONS]
-    assert report["n_continuations"] == 5
-    assert report["empty_share"] == pytest.approx(0.4)
-    assert report["distinct_2"] == pytest.approx(distinct_n(texts, 2))
+    assert block["n_continuations"] == 5
+    assert block["empty_share"] == pytest.approx(0.4)
+    assert block["distinct_2"] == pytest.approx(distinct_n_per_prompt(GENERATIONS, 2))
     expected, n_tokens = _ppl_by_hand(tiny_gpt2_dir, GENERATIONS)
-    assert report["teacher_perplexity"] == pytest.approx(expected, rel=1e-4)
-    assert report["n_scored_tokens"] == n_tokens
-    assert report["gender_polarity_male_share"] == 0.0  # "He said" is a prompt, not text
+    assert block["teacher_perplexity"] == pytest.approx(expected, rel=1e-4)
+    assert block["n_scored_tokens"] == n_tokens
+    assert block["gender_polarity_male_share"] == 0.0  # "He said" is a prompt, not text
+    assert report["promptsets"]["bold"]["n_continuations"] == 1
+    only_empty = tmp_path / "empty.jsonl"
+    write_jsonl(only_empty, [GENERATIONS[1], GENERATIONS[2]])
+    report = quality_report({"rtp": only_empty}, tiny_gpt2_dir, tmp_path / "e.json")
+    assert report["promptsets"]["rtp"]["teacher_perplexity"] is None
 
 
 def test_quality_report_rejects_bad_input(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "gen.jsonl"
     path.write_text("")
     with pytest.raises(InputError, match="no generations"):
-        quality_report(path, tiny_gpt2_dir, tmp_path / "q.json")
-    write_jsonl(path, [{"prompt": "a", "continuation": 3}])
+        quality_report({"rtp": path}, tiny_gpt2_dir, tmp_path / "q.json")
+    write_jsonl(path, [{"prompt_id": "p", "prompt": "a", "continuation": 3}])
     with pytest.raises(InputError, match="row 1"):
-        quality_report(path, tiny_gpt2_dir, tmp_path / "q.json")
+        quality_report({"rtp": path}, tiny_gpt2_dir, tmp_path / "q.json")
     assert not (tmp_path / "q.json").exists()
 
 
@@ -170,16 +166,33 @@ GOOD = {"distinct_2": 0.6, "empty_share": 0.1, "teacher_perplexity": 50.0}
         ({"teacher_perplexity": float("nan")}, True),
     ],
 )
-def test_is_degenerate(change: dict, flagged: bool) -> None:
-    assert is_degenerate({**GOOD, **change}, THRESHOLDS) is flagged
+def test_absolute_guards(change: dict, flagged: bool) -> None:
+    assert bool(degeneracy_reasons({**GOOD, **change}, THRESHOLDS)) is flagged
+
+
+RELATIVE = {"max_perplexity_ratio": 2.0, "max_teacher_perplexity_ratio": 2.0, "max_distinct_2_drop": 0.25}
+
+
+@pytest.mark.parametrize(
+    "mine, parent, reasons",
+    [
+        ({"perplexity": 714.0}, {"perplexity": 32.0}, ["perplexity 22.3 x the parent's > 2"]),
+        ({"perplexity": 64.0}, {"perplexity": 32.0}, []),  # exactly twice: at the limit
+        ({"teacher_perplexity": 90.0}, {"teacher_perplexity": 40.0}, ["teacher_perplexity 2.25 x the parent's > 2"]),
+        ({"distinct_2": 0.45}, {"distinct_2": 0.6}, []),  # 25 % below: at the limit
+        ({"distinct_2": 0.3}, {"distinct_2": 0.6}, ["distinct_2 50.0% below the parent's > 25%"]),
+        ({"perplexity": 50.0}, {"perplexity": float("nan")}, ["perplexity relative to the parent is undefined"]),
+    ],
+)
+def test_guards_relative_to_the_parent(mine: dict, parent: dict, reasons: list[str]) -> None:
+    assert degeneracy_reasons(mine, RELATIVE, parent) == reasons
+    assert degeneracy_reasons(mine, RELATIVE, None) == []  # no parent: only absolute guards
 
 
 def test_degeneracy_thresholds() -> None:
     bad = {**GOOD, "distinct_2": 0.1, "empty_share": 0.9}
     assert degeneracy_reasons(bad, THRESHOLDS) == ["empty_share 0.9 > 0.5", "distinct_2 0.1 < 0.2"]
-    assert not is_degenerate(bad, {})  # no thresholds, no flags
-    assert not is_degenerate(bad, {**THRESHOLDS, "min_distinct_2": None, "max_empty_share": None})
+    assert degeneracy_reasons(bad, {}) == []  # no thresholds, no flags
+    assert degeneracy_reasons(bad, {**THRESHOLDS, "min_distinct_2": None, "max_empty_share": None}) == []
     with pytest.raises(InputError, match="max_distinct_9"):
-        is_degenerate(GOOD, {"max_distinct_9": 1.0})
-    with pytest.raises(InputError, match="expected max_<metric>"):
-        is_degenerate(GOOD, {"distinct_2": 1.0})
+        degeneracy_reasons(GOOD, {"max_distinct_9": 1.0})

@@ -1,0 +1,176 @@
+"""Compression methods as plug-ins, registered by name.
+
+A method is one class in one module of :mod:`compfair.compression.methods`
+(every module there is imported when the registry is first used), or in a
+file named by the config key ``plugins``::
+
+    @register_method("random")
+    class RandomPruning(CompressionMethod):
+        family = "pruning"
+        level_kind = "fraction"          # how its levels are written in names
+        options_schema = {"properties": {"scope": {"enum": ["global"]}}}
+
+        def apply(self, model, level, options, context):
+            ...                          # compress ``model`` in place
+            return {"measured": ...}     # what was done, measured
+
+        def verify(self, model, level, options, report):
+            ...                          # raise if the saved model is off
+
+and named in the config (``compression: {random: {levels: [0.5]}}``). The
+workflow runs every method through one rule (``compress_model``), which loads
+the parent folder, calls :meth:`CompressionMethod.apply`, saves the model,
+reloads it and calls :meth:`CompressionMethod.verify` on the reloaded copy.
+
+This module imports no torch: the Snakefile reads the registry to build the
+DAG. Method modules therefore import torch inside their functions (or from a
+helper module imported there), so that planning a study stays fast.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import importlib.util
+import logging
+import pkgutil
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+log = logging.getLogger(__name__)
+
+#: The families a compression method can belong to (distillation trains, and has its own rule).
+METHOD_FAMILIES = ("pruning", "quantization")
+#: How a method's levels are written: see :mod:`compfair.variants`.
+LEVEL_KINDS = ("fraction", "integer", "n_of_m")
+
+
+@dataclass
+class Context:
+    """What a method may use besides the model: calibration data and the seed.
+
+    ``calibration`` is a ``[n_sequences, seq_len]`` LongTensor of token ids
+    drawn (seeded) from the training split, or None when the method does not
+    ask for it (``needs_calibration``). ``tokenizer`` is the parent's.
+    """
+
+    seed: int
+    calibration: Any = None
+    tokenizer: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CompressionMethod(abc.ABC):
+    """One compression method: what it takes from the config and what it does to a model."""
+
+    name: ClassVar[str] = "abstract"
+    #: ``pruning`` or ``quantization``.
+    family: ClassVar[str] = "pruning"
+    #: How levels are given and named: ``fraction`` (a share in (0, 1), e.g. a
+    #: sparsity), ``integer`` (e.g. bits) or ``n_of_m`` (``"2:4"``).
+    level_kind: ClassVar[str] = "fraction"
+    #: Whether :meth:`apply` needs calibration sequences from the training split.
+    needs_calibration: ClassVar[bool] = False
+    #: JSON-schema ``properties`` (and optional ``required``) of the method's
+    #: ``options``; checked before any job runs. Defaults are filled from it.
+    options_schema: ClassVar[Mapping[str, Any]] = {}
+    #: One line for the README and the provenance.
+    summary: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def apply(
+        self, model: Any, level: Any, options: Mapping[str, Any], context: Context
+    ) -> dict[str, Any]:
+        """Compress ``model`` (a loaded causal LM) in place to ``level``; return a report.
+
+        The report is JSON-serialisable and says what was done, measured
+        (e.g. the measured sparsity, per matrix).
+        """
+
+    @abc.abstractmethod
+    def verify(
+        self, model: Any, level: Any, options: Mapping[str, Any], report: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Check the *reloaded* model against ``level``; raise ``RuntimeError`` if it is off.
+
+        Returns measurements of the reloaded model to add to the report.
+        """
+
+    def check_level(self, level: Any) -> str | None:
+        """A problem with ``level`` for this method beyond its kind's format (None: fine)."""
+        return None
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The options' defaults from :attr:`options_schema`."""
+        props = cls.options_schema.get("properties", {})
+        return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+METHODS: dict[str, type[CompressionMethod]] = {}
+_LOADED = False
+
+
+def register_method(name: str) -> Callable[[type[CompressionMethod]], type[CompressionMethod]]:
+    """Class decorator: register a :class:`CompressionMethod` subclass under ``name``."""
+
+    def decorate(cls: type[CompressionMethod]) -> type[CompressionMethod]:
+        if not (isinstance(cls, type) and issubclass(cls, CompressionMethod)):
+            raise TypeError(f"{cls!r} is not a CompressionMethod subclass")
+        if name in METHODS and METHODS[name].__qualname__ != cls.__qualname__:
+            raise ValueError(f"compression method {name!r} is already registered")
+        if cls.family not in METHOD_FAMILIES:
+            raise ValueError(f"method {name!r}: family {cls.family!r} not in {METHOD_FAMILIES}")
+        if cls.level_kind not in LEVEL_KINDS:
+            raise ValueError(f"method {name!r}: level_kind {cls.level_kind!r} not in {LEVEL_KINDS}")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+def load_builtin_methods() -> dict[str, type[CompressionMethod]]:
+    """Import every module of :mod:`compfair.compression.methods`; return the registry."""
+    global _LOADED
+    if not _LOADED:
+        from compfair.compression import methods
+
+        for info in sorted(pkgutil.iter_modules(methods.__path__), key=lambda i: i.name):
+            importlib.import_module(f"{methods.__name__}.{info.name}")
+        _LOADED = True
+    return METHODS
+
+
+def load_plugins(paths: Iterable[str], root: str | Path = ".") -> None:
+    """Import extra plug-in modules: each a ``.py`` file (relative to ``root``) or a module name.
+
+    A plug-in registers methods, scorers or other registry entries as it is
+    imported. A missing file raises ``FileNotFoundError`` naming it.
+    """
+    for entry in paths:
+        if entry.endswith(".py"):
+            path = Path(entry) if Path(entry).is_absolute() else Path(root) / entry
+            if not path.is_file():
+                raise FileNotFoundError(f"config key plugins: file not found: {entry}")
+            name = f"compfair_plugin_{path.stem}"
+            if name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(entry)
+
+
+def get_method(name: str) -> CompressionMethod:
+    """An instance of the method registered as ``name`` (``KeyError`` listing the known ones)."""
+    load_builtin_methods()
+    if name not in METHODS:
+        raise KeyError(f"unknown compression method {name!r} (known: {', '.join(sorted(METHODS))})")
+    return METHODS[name]()

@@ -1,0 +1,29 @@
+# Compression: every pruning and quantization variant, whatever its method
+# (compfair.compression.methods and the config's plugins), through one rule:
+# the parent folder in, a verified compressed folder out.
+
+
+rule compress_model:
+    input:
+        unpack(compress_inputs),
+    output:
+        directory(f"{RESULTS}/models/seed-{{tseed}}/{{variant}}"),
+    params:
+        spec=variant_spec,
+        seed=tseed_int,
+        calibration=canonical(config["calibration"]),
+        plugins=config["plugins"],
+        torch_threads=THREADS["model"],
+    log:
+        f"{LOGS}/compress_model/seed-{{tseed}}/{{variant}}.log",
+    benchmark:
+        f"{BENCH}/compress_model/seed-{{tseed}}/{{variant}}.tsv"
+    threads: THREADS["model"]
+    resources:
+        gpu=1,
+        mem_mb=grow_mem(4000),
+        runtime=60,
+    conda:
+        "../envs/compress.yaml"
+    script:
+        "../workflow_scripts/compress_model.py"

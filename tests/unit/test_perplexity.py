@@ -1,0 +1,235 @@
+"""compfair.perplexity: held-out perplexity and continuations under the teacher, by hand."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+from compfair import perplexity as perplexity_module
+from compfair.io import InputError, write_jsonl
+from compfair.models import gpt2_tokenizer, load_model
+from compfair.perplexity import (
+    continuation_nll,
+    evaluate_model,
+    load_scorer_model,
+    perplexity,
+    perplexity_of_rows,
+    rows_perplexity,
+)
+from compfair.quality import read_generations
+
+
+def continuation_perplexity(model_dir: Path, path: Path, batch_size: int = 8) -> float:
+    """What the quality job computes for one generations file (read, then score)."""
+    return rows_perplexity(*load_scorer_model(model_dir), read_generations(path), batch_size)[0]
+
+# --------------------------------------------------------------------------- held-out text
+
+
+def _tiny_model(seed: int = 0, n_positions: int = 16, vocab: int = 97) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=16, n_layer=2, n_head=2)
+    ).eval()
+
+
+def _ppl_by_hand(model: GPT2LMHeadModel, windows: list[torch.Tensor]) -> float:
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for w in windows:
+            logits = model(w.unsqueeze(0)).logits[0]
+            logp = torch.log_softmax(logits.double(), dim=-1)
+            for t in range(len(w) - 1):
+                nll -= float(logp[t, w[t + 1]])
+                count += 1
+    return math.exp(nll / count)
+
+
+def test_perplexity_matches_hand_computation() -> None:
+    model = _tiny_model()
+    tokens = torch.randint(0, 97, (43,), generator=torch.Generator().manual_seed(1))
+    # windows of 10: four full ones and a 3-token tail
+    windows = [tokens[i : i + 10] for i in range(0, 43, 10)]
+    expected = _ppl_by_hand(model, windows)
+    for batch_size in (1, 3, 8):  # the tail shares a padded batch or not
+        got = perplexity(model, tokens, seq_len=10, max_tokens=None, batch_size=batch_size)
+        assert got == pytest.approx(expected, rel=1e-5)
+    # max_tokens truncates the stream first
+    got20 = perplexity(model, tokens, seq_len=10, max_tokens=20, batch_size=2)
+    assert got20 == pytest.approx(_ppl_by_hand(model, windows[:2]), rel=1e-5)
+
+
+def test_perplexity_drops_a_one_token_tail_and_refuses_too_little() -> None:
+    model = _tiny_model()
+    tokens = torch.randint(0, 97, (21,), generator=torch.Generator().manual_seed(4))
+    windows = [tokens[0:10], tokens[10:20]]  # token 21 alone predicts nothing
+    assert perplexity(model, tokens, seq_len=10, batch_size=4) == pytest.approx(
+        _ppl_by_hand(model, windows), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        perplexity(model, tokens[:1], seq_len=10)
+    with pytest.raises(ValueError, match="1-D"):
+        perplexity(model, tokens.view(3, 7), seq_len=10)
+    with pytest.raises(ValueError, match="seq_len"):
+        perplexity(model, tokens, seq_len=1)
+
+
+def test_perplexity_clamps_seq_len_to_model_positions() -> None:
+    model = _tiny_model(n_positions=16)
+    tokens = torch.randint(0, 97, (40,), generator=torch.Generator().manual_seed(2))
+    windows = [tokens[i : i + 16] for i in range(0, 40, 16)]
+    assert perplexity(model, tokens, seq_len=64, max_tokens=None, batch_size=4) == pytest.approx(
+        _ppl_by_hand(model, windows), rel=1e-5
+    )
+
+
+def test_perplexity_of_uniform_model_is_vocab_size() -> None:
+    model = _tiny_model()
+    with torch.no_grad():
+        model.lm_head.weight.zero_()  # tied to wte: all logits 0
+    tokens = torch.arange(30) % 97
+    assert perplexity(model, tokens, seq_len=8, max_tokens=None, batch_size=2) == pytest.approx(
+        97, rel=1e-5
+    )
+
+
+def test_evaluate_model_writes_contract(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    tokenizer = gpt2_tokenizer()
+    model = _tiny_model(vocab=len(tokenizer), n_positions=32)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    tokens = torch.randint(0, len(tokenizer), (100,), generator=torch.Generator().manual_seed(0))
+    save_file({"input_ids": tokens}, str(tmp_path / "heldout.safetensors"))
+    out = tmp_path / "eval" / "teacher.json"
+    result = evaluate_model(
+        folder,
+        tmp_path / "heldout.safetensors",
+        out,
+        "teacher",
+        seq_len=16,
+        max_tokens=64,
+        batch_size=2,
+    )
+    assert json.loads(out.read_text()) == result
+    assert set(result) == {
+        "model",
+        "perplexity",
+        "heldout_tokens",
+        "n_parameters",
+        "n_prunable",
+        "sparsity",
+    }
+    assert result["model"] == "teacher" and result["heldout_tokens"] == 64
+    assert result["n_parameters"] == sum(p.numel() for p in model.parameters())
+    # GPT-2 blocks: c_attn (16x48), c_proj (16x16), c_fc (16x64), mlp c_proj (64x16) per layer
+    assert result["n_prunable"] == 2 * (16 * 48 + 16 * 16 + 16 * 64 + 64 * 16)
+    assert result["sparsity"] == pytest.approx(0.0)
+    windows = [tokens[i : i + 16] for i in range(0, 64, 16)]
+    assert result["perplexity"] == pytest.approx(_ppl_by_hand(model, windows), rel=1e-5)
+
+
+def test_evaluate_model_rejects_bad_token_file(tmp_path: Path) -> None:
+    save_file({"ids": torch.zeros(3, dtype=torch.long)}, str(tmp_path / "t.safetensors"))
+    with pytest.raises(InputError, match="input_ids"):
+        evaluate_model(tmp_path, tmp_path / "t.safetensors", tmp_path / "o.json", "m", 8, None, 1)
+    assert not (tmp_path / "o.json").exists()
+
+
+# --------------------------------------------------------------------------- continuations
+
+
+GENERATIONS = [
+    {"prompt_id": "p1", "sample": 0, "prompt": "The cat sat", "continuation": " on the mat."},
+    {"prompt_id": "p1", "sample": 1, "prompt": "The cat sat", "continuation": ""},  # excluded
+    {"prompt_id": "p2", "sample": 0, "prompt": "He said", "continuation": "  "},  # excluded
+    {"prompt_id": "p3", "sample": 0, "prompt": "", "continuation": "Hello world"},  # BOS context
+    {"prompt_id": "p4", "sample": 0, "prompt": "She went to", "continuation": " the market"},
+]
+
+
+def _nll_by_hand(model_dir: Path, rows: list[dict]) -> tuple[float, int]:
+    """Summed NLL of the continuation tokens, one unpadded float64 forward pass per row."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for row in rows:
+            if not row["continuation"].strip():
+                continue
+            head = tok(row["prompt"])["input_ids"] or [tok.bos_token_id]
+            cont = tok(row["continuation"], add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([head + cont])
+            logp = torch.log_softmax(model(ids).logits[0], dim=-1)
+            for t in range(len(head), len(head) + len(cont)):
+                nll -= float(logp[t - 1, ids[0, t]])
+                count += 1
+    return nll, count
+
+
+def test_continuation_nll_matches_hand_computation(tiny_gpt2_dir: Path) -> None:
+    expected, n_expected = _nll_by_hand(tiny_gpt2_dir, GENERATIONS)
+    assert n_expected == 4 + 2 + 2  # " on|the|mat|.", "Hello|world", " the|market"
+    model, tok = load_model(tiny_gpt2_dir)
+    pairs = [(r["prompt"], r["continuation"]) for r in GENERATIONS]
+    for batch_size in (1, 2, 8):  # padding must not change the result
+        total, count = continuation_nll(model, tok, pairs, batch_size=batch_size)
+        assert count == n_expected
+        assert total == pytest.approx(expected, rel=1e-5)
+    assert continuation_nll(model, tok, [("x", ""), ("y", " ")]) == (0.0, 0)
+    with pytest.raises(ValueError, match="batch_size"):
+        continuation_nll(model, tok, pairs, batch_size=0)
+
+
+def test_continuation_perplexity_matches_hand_computation(
+    tiny_gpt2_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "gen.jsonl"
+    write_jsonl(path, GENERATIONS)
+    nll, count = _nll_by_hand(tiny_gpt2_dir, GENERATIONS)
+    for batch_size in (1, 3):
+        got = continuation_perplexity(tiny_gpt2_dir, path, batch_size=batch_size)
+        assert got == pytest.approx(math.exp(nll / count), rel=1e-4)
+    ppl, n_tokens = perplexity_of_rows(tiny_gpt2_dir, GENERATIONS, batch_size=2)
+    assert (ppl, n_tokens) == (pytest.approx(math.exp(nll / count), rel=1e-4), count)
+
+
+def test_continuation_perplexity_of_only_empty_is_nan(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "gen.jsonl"
+    write_jsonl(path, [GENERATIONS[1], GENERATIONS[2]])
+    assert math.isnan(continuation_perplexity(tiny_gpt2_dir, path))
+
+
+def test_continuation_perplexity_rejects_bad_files(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputError, match="empty.jsonl: no generations"):
+        continuation_perplexity(tiny_gpt2_dir, empty)
+    bad = tmp_path / "bad.jsonl"
+    write_jsonl(bad, [GENERATIONS[0], {"prompt_id": "x", "prompt": "a", "continuation": 3}])
+    with pytest.raises(InputError, match="bad.jsonl, row 2: 'prompt' and 'continuation'"):
+        continuation_perplexity(tiny_gpt2_dir, bad)
+
+
+def test_perplexity_module_does_not_import_quality() -> None:
+    """No import cycle: compfair.quality imports this module (lazily), never the reverse."""
+    tree = ast.parse(Path(perplexity_module.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    imported |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert "compfair.loglik" in imported
+    assert not {name for name in imported if name.startswith("compfair.quality")}

@@ -1,0 +1,22 @@
+"""Rule compress_model: one pruning or quantization variant of its parent."""
+
+from pathlib import Path
+
+from compfair.compression import load_plugins
+from compfair.compression.run import compress_model
+from compfair.io import setup_logging
+
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
+load_plugins(snakemake.params.plugins, Path(snakemake.scriptdir).parent)
+spec = snakemake.params.spec
+compress_model(
+    Path(snakemake.input.parent),
+    Path(snakemake.output[0]),
+    method=spec["method"],
+    level=spec["level"],
+    options=spec["options"],
+    seed=snakemake.params.seed,
+    calibration_tokens=snakemake.input.get("tokens"),
+    calibration=snakemake.params.calibration,
+    variant=snakemake.wildcards.variant,
+)
