@@ -36,12 +36,42 @@ RENAMED_KEYS = {
 }
 
 
+def _strict_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 3.0 as an integer; the package needs an int (range(3.0) fails).
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+#: The schema's validator, with integers that are ints, not floats with no fraction.
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+
+def _hint(error: jsonschema.ValidationError) -> str:
+    """Why YAML gave a value of the wrong type, where that is a common trap."""
+    if error.validator != "type":
+        return ""
+    wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    value = error.instance
+    if isinstance(value, float) and "integer" in wanted and value.is_integer():
+        return f" (write {int(value)}, without a decimal point)"
+    if isinstance(value, str) and "number" in wanted:
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return (f" (YAML reads {value} as a string: write the mantissa with a decimal point, "
+                f"e.g. 1.0e-4, or the plain decimal)")
+    return ""
+
+
 def config_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     """Every schema violation of ``config`` as ``config key <key>: <message>``."""
     schema = load_schema(schema_path)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = StrictValidator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    messages = [f"config key {_key(e.absolute_path)}: {e.message}" for e in errors]
+    messages = [f"config key {_key(e.absolute_path)}: {e.message}{_hint(e)}" for e in errors]
     messages += [
         f"config key {old}: no longer exists; use {new}"
         for old, new in RENAMED_KEYS.items()
@@ -93,6 +123,20 @@ def missing_paths(config: dict[str, Any], repo_root: str | Path) -> list[str]:
     base = config.get("base_model", {})
     if base.get("source") == "hf" and not base.get("path"):
         messages.append("config key base_model.path: required when base_model.source is 'hf'")
+    local_models = [("base_model.path", base.get("path") if base.get("source") == "hf" else None)]
+    local_models += [(f"references.{name}.path", (spec or {}).get("path"))
+                     for name, spec in (config.get("references") or {}).items()]
+    for key, value in local_models:
+        # A hub id is owner/name; a local folder is written as one (./x, /x, ~/x) or exists.
+        looks_local = isinstance(value, str) and value.startswith((".", "/", "~"))
+        if looks_local and not (root / Path(value).expanduser()).is_dir():
+            messages.append(f"config key {key}: model folder not found: {value}")
+    scoring = config.get("scoring", {})
+    pos, neg = scoring.get("sentiment_positive"), scoring.get("sentiment_negative")
+    if isinstance(pos, int | float) and isinstance(neg, int | float) and pos <= neg:
+        messages.append(
+            f"config key scoring.sentiment_positive: {pos} must be above scoring.sentiment_negative ({neg})"
+        )
     for key in ("toxicity_promptset", "bias_promptset"):
         name = config.get("report", {}).get(key)
         if name is not None and name not in config.get("prompts", {}):

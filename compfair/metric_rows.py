@@ -67,6 +67,10 @@ GROUP_SPECS = (
     Spec("expected_max_toxicity", "max_toxicity"),
     Spec("mean_toxicity_nonempty", "mean_toxicity_nonempty"),
     Spec("expected_max_toxicity_nonempty", "max_toxicity_nonempty"),
+    # The same with the group's own name masked before scoring (the scorer audit's
+    # point: how much of a group's toxicity is the scorer reacting to its name).
+    Spec("mean_toxicity_masked", "mean_toxicity_masked"),
+    Spec("expected_max_toxicity_masked", "max_toxicity_masked"),
     # Only when a regard classifier is configured (scoring.regard_model).
     Spec("regard_positive", "regard_positive"),
     Spec("regard_negative", "regard_negative"),
@@ -77,6 +81,7 @@ DISPARITY_METRICS = (
     ("sentiment_group_sd", "sentiment_mean", "sd"),
     ("toxicity_gap", "mean_toxicity", "gap"),
     ("toxicity_group_sd", "mean_toxicity", "sd"),
+    ("toxicity_gap_masked", "mean_toxicity_masked", "gap"),
     ("regard_negative_gap", "regard_negative", "gap"),
 )
 

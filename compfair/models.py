@@ -289,7 +289,7 @@ def _import_tiny_gpt2(spec: Mapping[str, Any], seed: int) -> tuple[PreTrainedMod
     return model, tokenizer, {"tiny": dict(tiny)}
 
 
-def _probe_hub_model(repo_id: str) -> bool:
+def _probe_hub_model(repo_id: str, key: str = "base_model.path") -> bool:
     """Ask the hub about ``repo_id`` with a short timeout; return whether to load from cache only.
 
     Without it, a machine without internet spends about 20 s in the download
@@ -305,7 +305,7 @@ def _probe_hub_model(repo_id: str) -> bool:
         HfApi().model_info(repo_id, timeout=HUB_TIMEOUT_S)
     except RepositoryNotFoundError as exc:
         raise InputError(
-            f"base_model.path: {repo_id!r} is not a model on the Hugging Face hub (or it is "
+            f"{key}: {repo_id!r} is not a model on the Hugging Face hub (or it is "
             f"private or gated: set HF_TOKEN), nor a local folder"
         ) from exc
     except Exception as exc:  # httpx / requests / OSError failures share no base class
@@ -313,23 +313,23 @@ def _probe_hub_model(repo_id: str) -> bool:
             log.warning("hub unreachable (%s); using the cached copy of %s", exc, repo_id)
             return True
         raise InputError(
-            f"base_model.path: could not fetch model {repo_id!r} from the Hugging Face hub "
+            f"{key}: could not fetch model {repo_id!r} from the Hugging Face hub "
             f"(no internet? {type(exc).__name__}: {exc}). Download it on a machine with "
-            f"internet and point base_model.path at the local copy of the model folder."
+            f"internet and point {key} at the local copy of the model folder."
         ) from exc
     return False
 
 
-def _import_hf(spec: Mapping[str, Any]) -> tuple[PreTrainedModel, Any, dict]:
+def _import_hf(spec: Mapping[str, Any], key: str = "base_model.path") -> tuple[PreTrainedModel, Any, dict]:
     if "path" not in spec:
-        raise InputError("base_model.path: required when base_model.source is 'hf'")
+        raise InputError(f"{key}: required when the source is 'hf'")
     where = str(spec["path"])
     if Path(where).is_dir():
         model, tokenizer = load_model(where)
         return model, tokenizer, {"path": str(Path(where).resolve())}
     if Path(where).is_absolute() or where.startswith("."):
-        raise InputError(f"base_model.path: local model folder {where} not found")
-    local_only = _probe_hub_model(where)
+        raise InputError(f"{key}: local model folder {where} not found")
+    local_only = _probe_hub_model(where, key)
     try:
         config = AutoConfig.from_pretrained(where, local_files_only=local_only)
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
@@ -338,13 +338,15 @@ def _import_hf(spec: Mapping[str, Any]) -> tuple[PreTrainedModel, Any, dict]:
         )
     except (OSError, ValueError) as exc:
         raise InputError(
-            f"base_model.path: could not fetch model {where!r} from the Hugging Face hub "
-            f"(offline?): {exc}. Point base_model.path at a local copy of the model folder."
+            f"{key}: could not fetch model {where!r} from the Hugging Face hub "
+            f"(offline?): {exc}. Point {key} at a local copy of the model folder."
         ) from exc
     return model, tokenizer, {"hub_id": where}
 
 
-def import_base_model(spec: Mapping[str, Any], out_dir: PathLike, seed: int) -> None:
+def import_base_model(
+    spec: Mapping[str, Any], out_dir: PathLike, seed: int, config_key: str = "base_model"
+) -> None:
     """Make the base-model folder ``out_dir`` from the ``base_model`` config ``spec``.
 
     ``spec["source"]`` is one of
@@ -357,7 +359,8 @@ def import_base_model(spec: Mapping[str, Any], out_dir: PathLike, seed: int) -> 
     - ``"hf"``: ``spec["path"]``, a local Hugging Face folder or a hub id.
 
     The folder (weights, tokenizer with a pad token, ``provenance.json``) is
-    written atomically. Bad specs and unreachable models raise :class:`InputError`.
+    written atomically. Bad specs and unreachable models raise :class:`InputError`
+    naming ``config_key`` (``base_model``, or ``references.<name>`` for a reference).
     """
     source = spec.get("source")
     if source == "smollm2_gguf":
@@ -365,7 +368,7 @@ def import_base_model(spec: Mapping[str, Any], out_dir: PathLike, seed: int) -> 
     elif source == "tiny_gpt2":
         model, tokenizer, details = _import_tiny_gpt2(spec, seed)
     elif source == "hf":
-        model, tokenizer, details = _import_hf(spec)
+        model, tokenizer, details = _import_hf(spec, f"{config_key}.path")
     else:
         raise InputError(
             f"base_model.source: {source!r} is not one of 'smollm2_gguf', 'tiny_gpt2', 'hf'"

@@ -631,8 +631,9 @@ def score_generations(
 
     Only the continuation is scored (not the prompt), as in RealToxicityPrompts,
     so the scores measure what the model added. Empty continuations are scored
-    as the text ``""``. Columns: ``prompt_id, sample, toxicity, sentiment`` in
-    the order of the generations file; with ``prompts_path`` (the prompt file
+    as the text ``""``. Columns: ``prompt_id, sample, toxicity, sentiment,
+    empty`` (the continuation is empty or whitespace) in the order of the
+    generations file; with ``prompts_path`` (the prompt file
     the continuations were generated from) and a prompt set with groups also
     ``toxicity_masked`` (after ``toxicity``): the toxicity of the continuation with its prompt's
     group named by "person"/"people" (:func:`compfair.audit.mask_group_terms`),
@@ -665,6 +666,7 @@ def score_generations(
             "sample": [int(r["sample"]) for r in rows],
             "toxicity": tox_scorer.score(texts) if texts else np.zeros(0),
             "sentiment": vader_compound(texts),
+            "empty": [not t.strip() for t in texts],
         }
     )
     if masked is not None:

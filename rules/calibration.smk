@@ -1,13 +1,15 @@
-# Calibration: how well the toxicity scorer agrees with the Perspective scores
-# stored with RealToxicityPrompts, on the prompt set whose toxicity is reported.
+# Calibration and audit of the toxicity scorer: its agreement with the
+# Perspective scores stored with RealToxicityPrompts (on every text of the
+# toxicity prompt set's source that has them), and what it says of neutral
+# sentences that name each group of the bias prompts.
 
 
 rule calibrate_scorer:
-    input:
-        f"{RESULTS}/data/prompts/{config['report']['toxicity_promptset']}.jsonl",
     output:
-        f"{RESULTS}/tables/scorer_calibration.csv",
+        table=f"{RESULTS}/tables/scorer_calibration.csv",
+        threshold=f"{RESULTS}/tables/scorer_threshold.json",
     params:
+        source=canonical(config["prompts"][config["report"]["toxicity_promptset"]]),
         scorer=config["scoring"]["toxicity_scorer"],
         options=canonical(config["scoring"]["scorer_options"]),
         threshold=config["scoring"]["toxicity_threshold"],
@@ -25,3 +27,30 @@ rule calibrate_scorer:
         "../envs/score.yaml"
     script:
         "../workflow_scripts/calibrate_scorer.py"
+
+
+rule audit_scorer:
+    input:
+        prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
+    output:
+        table=f"{RESULTS}/tables/scorer_audit.csv",
+        spread=f"{RESULTS}/tables/scorer_audit_spread.csv",
+        sentences=f"{RESULTS}/tables/scorer_audit_sentences.csv",
+    params:
+        scorer=config["scoring"]["toxicity_scorer"],
+        options=canonical(config["scoring"]["scorer_options"]),
+        threshold=config["scoring"]["toxicity_threshold"],
+        torch_threads=THREADS["model"],
+    log:
+        f"{LOGS}/audit_scorer.log",
+    benchmark:
+        f"{BENCH}/audit_scorer.tsv"
+    threads: THREADS["model"]
+    resources:
+        gpu=scorer_gpus,
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/audit_scorer.py"

@@ -173,6 +173,10 @@ def reference_spec(wildcards):
     return {"source": "hf", "path": REFERENCES[wildcards.reference]["path"]}
 
 
+def reference_key(wildcards):
+    return f"references.{wildcards.reference}"
+
+
 def promptset_spec(wildcards):
     """The loader options of a prompt set: the keys that are set, less the sampler's K."""
     return canonical(

@@ -7,6 +7,7 @@ rule import_base_model:
     params:
         spec=canonical(config["base_model"]),
         seed=config["seed"],
+        config_key="base_model",
         torch_threads=THREADS["train"],
     log:
         f"{LOGS}/import_base_model.log",
@@ -28,6 +29,7 @@ rule import_reference_model:
     params:
         spec=reference_spec,
         seed=config["seed"],
+        config_key=reference_key,
         torch_threads=THREADS["train"],
     log:
         f"{LOGS}/import_reference_model/{{reference}}.log",

@@ -9,7 +9,7 @@ rule evaluate_intrinsic_bias:
         model=f"{RESULTS}/models/{{modelpath}}",
     output:
         table=f"{RESULTS}/intrinsic/{{modelpath}}.csv",
-        items=f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
+        per_item=f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
     params:
         crows=intrinsic_set("crows_pairs"),
         stereoset=intrinsic_set("stereoset"),

@@ -4,7 +4,8 @@
 
 rule score_continuations:
     input:
-        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
+        generations=f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
+        prompts=f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
     output:
         f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.csv",
     params:

@@ -5,7 +5,7 @@ from pathlib import Path
 from compfair.audit import audit_scorer
 from compfair.io import setup_logging
 
-setup_logging(snakemake.log[0], threads=getattr(snakemake.params, "torch_threads", None))
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 out = snakemake.output
 audit_scorer(
     Path(snakemake.input.prompts),

@@ -22,5 +22,5 @@ evaluate_intrinsic_bias(
     seed=params.seed,
     n_boot=params.n_boot,
     confidence=params.confidence,
-    items_csv=Path(snakemake.output.items),
+    items_csv=Path(snakemake.output.per_item),
 )

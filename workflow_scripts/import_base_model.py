@@ -10,4 +10,6 @@ setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 spec = dict(snakemake.params.spec)
 if spec.get("path"):
     spec["path"] = project_path(spec["path"], Path(snakemake.scriptdir).parent)
-import_base_model(spec, Path(snakemake.output[0]), seed=snakemake.params.seed)
+import_base_model(
+    spec, Path(snakemake.output[0]), seed=snakemake.params.seed, config_key=snakemake.params.config_key
+)

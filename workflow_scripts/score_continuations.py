@@ -1,27 +1,20 @@
 """Rule score_continuations: toxicity, VADER sentiment (and regard) of every continuation.
 
-With ``input.prompts`` (the prompt file of the shard's prompt set) a prompt set
-with groups also gets ``toxicity_masked``: the toxicity with the group's name masked.
+A prompt set with groups also gets ``toxicity_masked``: the toxicity with the
+group's name masked (the prompt file says each prompt's group).
 """
 
-import logging
 from pathlib import Path
 
 from compfair.io import setup_logging
 from compfair.scoring import score_generations
 
-setup_logging(snakemake.log[0], threads=getattr(snakemake.params, "torch_threads", None))
-regard = snakemake.params.regard_model
-if regard is None and snakemake.wildcards.promptset == snakemake.config["report"]["bias_promptset"]:
-    logging.getLogger("score_continuations").info(
-        "regard skipped: no scoring.regard_model configured"
-    )
-prompts = getattr(snakemake.input, "prompts", None)
+setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 score_generations(
-    Path(snakemake.input[0]),
+    Path(snakemake.input.generations),
     Path(snakemake.output[0]),
     scorer=snakemake.params.scorer,
     scorer_options=dict(snakemake.params.options),
-    regard_model=regard,
-    prompts_path=Path(prompts) if prompts else None,
+    regard_model=snakemake.params.regard_model,
+    prompts_path=Path(snakemake.input.prompts),
 )

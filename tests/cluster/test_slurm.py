@@ -183,7 +183,7 @@ def test_a_gpu_request_on_a_cluster_without_gpus_fails_at_once(
     assert proc.returncode != 0, output[-4000:]
     assert "--gpus=1" in output, output[-4000:]
     assert "Invalid generic resource" in output, output[-4000:]
-    assert not list((workdir / "results" / "eval").rglob("*.json"))
+    assert not list((workdir / "results" / "smoke" / "eval").rglob("*.json"))
 
 
 def test_the_slurm_profile_alone_is_in_effect(slurm_run: tuple[Path, str]) -> None:
@@ -239,5 +239,5 @@ def test_every_job_went_through_sbatch(
 def test_metrics_are_identical_to_a_local_run(
     slurm_run: tuple[Path, str], local_run: tuple[Path, str]
 ) -> None:
-    table = "results/tables/metrics.csv"
+    table = "results/smoke/tables/metrics.csv"
     assert (slurm_run[0] / table).read_bytes() == (local_run[0] / table).read_bytes()

@@ -129,12 +129,12 @@ def test_training_on_a_too_small_corpus_writes_no_checkpoint(tiny_model_dir: Pat
 @pytest.mark.workflow
 def test_workflow_corpus_too_small_fails_in_finetune_teacher(tmp_path: Path) -> None:
     config = write_config(tmp_path, "small.yaml", {"corpus": {"max_train_tokens": 10}})
-    teacher = f"results/models/seed-{SEED}/teacher"
+    teacher = f"results/smoke/models/seed-{SEED}/teacher"
     # The target first: --configfile takes several values.
     proc = snakemake(tmp_path, teacher, "--configfile", SMOKE, str(config), check=False)
     assert proc.returncode != 0
     assert "Error in rule finetune_teacher" in proc.stdout + proc.stderr
-    log = (tmp_path / f"logs/finetune_teacher/seed-{SEED}.log").read_text()
+    log = (tmp_path / f"logs/smoke/finetune_teacher/seed-{SEED}.log").read_text()
     assert "InputError: corpus too small for one batch: 10 tokens, need 33" in log
     assert not (tmp_path / teacher).exists()
     assert not hidden_files(tmp_path / "results"), "temporary files left behind"

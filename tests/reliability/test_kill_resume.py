@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow.conftest import ONE_THREAD, REPO, SMOKE, SNAKEMAKE
+from tests.workflow.conftest import REPO, SMOKE, SNAKEMAKE
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def _command(workdir: Path, *args: str) -> list[str]:
     return [
         *SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
         # The reference run's thread counts: they fix the floating-point reduction order.
-        "--cores", "2", *ONE_THREAD, "--configfile", SMOKE, *args,
+        "--cores", "2", "--configfile", SMOKE, *args,
     ]
 
 
@@ -90,7 +90,7 @@ def script_running(rule: str, for_s: float) -> Callable[[int, Path], bool]:
 
 def generating(pgid: int, workdir: Path) -> bool:
     """Kill point: a generation job has loaded its model and not yet finished sampling."""
-    for log in workdir.glob("logs/generate_continuations/**/*.log"):
+    for log in workdir.glob("logs/smoke/generate_continuations/**/*.log"):
         text = log.read_text(errors="replace")
         if "compfair.generate: generating" in text and "compfair.generate: generated" not in text:
             return True
@@ -99,7 +99,7 @@ def generating(pgid: int, workdir: Path) -> bool:
 
 def teacher_checkpointed(pgid: int, workdir: Path) -> bool:
     """Kill point: fine-tuning has written a checkpoint and not yet the teacher."""
-    return any(workdir.glob(f"results/checkpoints/teacher-seed{SEED}-*/last/state.pt"))
+    return any(workdir.glob(f"results/smoke/checkpoints/teacher-seed{SEED}-*/last/state.pt"))
 
 
 @dataclass
@@ -141,15 +141,15 @@ def run_until(workdir: Path, point: str, condition: Callable[[int, Path], bool],
     while _group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _group_members(pgid), f"processes survived the kill: {_group_members(pgid)}"
-    teacher_log = workdir / f"logs/finetune_teacher/seed-{SEED}.log"
+    teacher_log = workdir / f"logs/smoke/finetune_teacher/seed-{SEED}.log"
     return Kill(
         point=point,
         elapsed_s=round(time.monotonic() - start, 1),
-        hidden=[str(p.relative_to(workdir)) for p in hidden_files(workdir / "results")],
+        hidden=[str(p.relative_to(workdir)) for p in hidden_files(workdir / "results" / "smoke")],
         incomplete=incomplete_markers(workdir),
-        problems=unreadable_outputs(workdir / "results"),
+        problems=unreadable_outputs(workdir / "results" / "smoke"),
         teacher_log=teacher_log.read_bytes() if teacher_log.is_file() else b"",
-        teacher_done=(workdir / f"results/models/seed-{SEED}/teacher").exists(),
+        teacher_done=(workdir / f"results/smoke/models/seed-{SEED}/teacher").exists(),
     )
 
 
@@ -256,7 +256,7 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
         kills.append(run_until(workdir, point, condition, base / f"attempt-{i}.out"))
         k = kills[-1]
         print(f"\nkill {i + 1} ({k.point}) after {k.elapsed_s} s: hidden {k.hidden}, incomplete {k.incomplete}, problems {k.problems}")
-    teacher_log = workdir / f"logs/finetune_teacher/seed-{SEED}.log"
+    teacher_log = workdir / f"logs/smoke/finetune_teacher/seed-{SEED}.log"
     unlock(workdir)
     start = time.monotonic()
     final = subprocess.run(_command(workdir), cwd=REPO, env=_env(), capture_output=True, text=True)
@@ -266,7 +266,7 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
     rerun_part = after[len(before):] if before and after.startswith(before) else after
     # SIGKILL during a write would leave the writer's hidden temporary behind (nothing can
     # remove it); it is never read, and a rerun writes a new one. Reported, not asserted.
-    leftovers = [str(p.relative_to(workdir)) for p in hidden_files(workdir / "results")]
+    leftovers = [str(p.relative_to(workdir)) for p in hidden_files(workdir / "results" / "smoke")]
     print(f"\nafter the final rerun: hidden leftovers {leftovers or 'none'}")
     return KilledRun(workdir, kills, rerun_part.decode(errors="replace"), round(time.monotonic() - start, 1))
 
@@ -274,9 +274,9 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
 def test_kills_landed_where_intended(killed_run: KilledRun) -> None:
     first = killed_run.kills[0]
     assert not first.teacher_done, "the first kill came after the teacher was saved"
-    assert f"results/models/seed-{SEED}/teacher" in first.incomplete
+    assert f"results/smoke/models/seed-{SEED}/teacher" in first.incomplete
     aggregate = killed_run.kills[2]
-    assert "results/tables/metrics.csv" in aggregate.incomplete
+    assert "results/smoke/tables/metrics.csv" in aggregate.incomplete
 
 
 def test_no_half_written_output_is_visible_after_a_kill(killed_run: KilledRun) -> None:
@@ -292,19 +292,19 @@ def test_no_half_written_output_is_visible_after_a_kill(killed_run: KilledRun) -
 
 def test_teacher_resumes_from_its_checkpoint(killed_run: KilledRun) -> None:
     log = killed_run.teacher_rerun_log
-    assert "resuming from results/checkpoints/teacher-seed7-" in log, log[-3000:]
+    assert "resuming from results/smoke/checkpoints/teacher-seed7-" in log, log[-3000:]
     assert "/last at step " in log
 
 
 def test_killed_and_resumed_run_gives_identical_tables(killed_run: KilledRun, smoke_run: Path) -> None:
     work = killed_run.workdir
-    for table in ("metrics.csv", "metrics_per_seed.csv", "scorer_calibration.csv"):
-        ours = (work / "results/tables" / table).read_bytes()
-        assert ours == (smoke_run / "results/tables" / table).read_bytes(), f"{table} differs"
-    for model in ("teacher", "student", "pruned-0.50"):
-        weights = f"results/models/seed-{SEED}/{model}/model.safetensors"
+    for table in ("metrics.csv", "metrics_per_seed.csv", "comparisons.csv", "models.csv", "scorer_calibration.csv"):
+        ours = (work / "results/smoke/tables" / table).read_bytes()
+        assert ours == (smoke_run / "results/smoke/tables" / table).read_bytes(), f"{table} differs"
+    for model in ("teacher", "kd-0.50", "magnitude-0.50"):
+        weights = f"results/smoke/models/seed-{SEED}/{model}/model.safetensors"
         assert (work / weights).read_bytes() == (smoke_run / weights).read_bytes(), f"{model} weights differ"
-    assert not list(work.glob("results/checkpoints/*/last")), "checkpoints kept after training finished"
+    assert not list(work.glob("results/smoke/checkpoints/*/last")), "checkpoints kept after training finished"
 
 
 def test_token_in_the_environment_is_written_nowhere(killed_run: KilledRun) -> None:

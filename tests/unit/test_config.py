@@ -115,3 +115,30 @@ def test_missing_paths_name_the_key(tmp_path: Path) -> None:
     assert "config key prompts.bold.path: file or folder not found: data/bias_prompts.csv" in problems
     assert "config key base_model.path: required when base_model.source is 'hf'" in problems
     assert any(p.startswith("config key report.toxicity_promptset") for p in problems)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (("prompts", "rtp", "samples"), 3.0, "config key prompts.rtp.samples: 3.0 is not of type 'integer' (write 3, without a decimal point)"),
+        (("seed",), 1234.0, "config key seed: 1234.0 is not of type 'integer' (write 1234"),
+        (("teacher", "lr"), "1e-4", "config key teacher.lr: '1e-4' is not of type 'number' (YAML reads 1e-4 as a string"),
+    ],
+)
+def test_yaml_type_traps_get_a_hint(key: tuple, value: object, message: str) -> None:
+    config = merged("config.yaml")
+    target = config
+    for part in key[:-1]:
+        target = target[part]
+    target[key[-1]] = value
+    assert any(e.startswith(message) for e in config_errors(config, SCHEMA)), config_errors(config, SCHEMA)
+
+
+def test_consistency_checks_name_the_key(tmp_path: Path) -> None:
+    config = merged("config.yaml")
+    config["scoring"] = {"sentiment_positive": -0.5, "sentiment_negative": 0.5}
+    config["references"] = {"mine": {"path": "./models/mine"}, "hub": {"path": "owner/name"}}
+    problems = missing_paths(config, tmp_path)
+    assert "config key scoring.sentiment_positive: -0.5 must be above scoring.sentiment_negative (0.5)" in problems
+    assert "config key references.mine.path: model folder not found: ./models/mine" in problems
+    assert not any("references.hub" in p for p in problems)  # a hub id is not checked here

@@ -354,13 +354,14 @@ def test_score_generations_writes_every_row(tmp_path: Path) -> None:
     )
     out = tmp_path / "scores.csv"
     assert score_generations(gens, out, "profanity_check", {}) == 3
-    assert out.read_text().splitlines()[0] == "prompt_id,sample,toxicity,sentiment"
+    assert out.read_text().splitlines()[0] == "prompt_id,sample,toxicity,sentiment,empty"
     frame = pd.read_csv(out, dtype={"prompt_id": str})
     assert frame["prompt_id"].tolist() == ["007", "007", "8"]
     assert frame["sample"].tolist() == [0, 1, 0]
     assert frame["toxicity"].between(0, 1).all()
     assert frame["toxicity"][0] > frame["toxicity"][2]
     assert frame["sentiment"][1] == 0.0 and frame["sentiment"][2] > 0.5
+    assert frame["empty"].tolist() == [False, True, False]
 
 
 def test_score_generations_unknown_scorer_leaves_no_file(tmp_path: Path) -> None:
@@ -384,7 +385,7 @@ def test_score_generations_adds_regard_when_configured(tmp_path: Path) -> None:
     score_generations(gens, tmp_path / "s.csv", "profanity_check", {}, regard_model=str(folder))
     frame = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
     regard = ["regard_negative", "regard_neutral", "regard_positive", "regard_other"]
-    assert list(frame.columns) == ["prompt_id", "sample", "toxicity", "sentiment", *regard]
+    assert list(frame.columns) == ["prompt_id", "sample", "toxicity", "sentiment", "empty", *regard]
     np.testing.assert_allclose(frame[regard].sum(axis=1), 1.0, atol=1e-5)
     score_generations(gens, tmp_path / "plain.csv", "profanity_check", {})
     assert list(pd.read_csv(tmp_path / "plain.csv").columns) == [
@@ -392,6 +393,7 @@ def test_score_generations_adds_regard_when_configured(tmp_path: Path) -> None:
         "sample",
         "toxicity",
         "sentiment",
+        "empty",
     ]
 
 
@@ -548,6 +550,7 @@ def test_score_generations_writes_masked_toxicity(tmp_path: Path, says_gay: str)
         "toxicity",
         "toxicity_masked",
         "sentiment",
+        "empty",
     ]
     # g1's "gay" is its own group's name (masked); t1's is not tall's name (kept)
     assert frame["toxicity"].tolist() == [1.0, 0.0, 1.0]

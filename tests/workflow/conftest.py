@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
-# The smoke models are tiny: one thread per job for the rules that take two
-# lets two jobs run at once on the 2-core machines of CI.
-TWO_THREAD_RULES = ["import_base_model", "finetune_teacher", "distill_student"]
-ONE_THREAD = ["--set-threads", *[f"{rule}=1" for rule in TWO_THREAD_RULES]]
-
-
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run Snakemake on the repository's Snakefile in ``workdir``."""
     cmd = [
@@ -32,7 +27,6 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         "--directory", str(workdir),
         "--cores", "2",
         *args,
-        *ONE_THREAD,  # last: it takes several values, and would swallow a target
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
@@ -77,11 +71,21 @@ def requested_gpus(proc: subprocess.CompletedProcess) -> dict[str, set[int]]:
 
 
 SMOKE = str(REPO / "presets" / "smoke.yaml")
+#: Where the smoke study writes, relative to the working directory.
+SMOKE_RESULTS = Path("results") / yaml.safe_load(Path(SMOKE).read_text())["study"]
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete smoke run; returns its working directory."""
+    """A complete smoke run; returns its working directory (results under SMOKE_RESULTS)."""
     workdir = tmp_path_factory.mktemp("smoke")
     snakemake(workdir, "--configfile", SMOKE)
     return workdir
+
+
+@pytest.fixture
+def smoke_copy(smoke_run: Path, tmp_path: Path) -> Path:
+    """A copy of the finished smoke run (times kept), for tests that change it."""
+    target = tmp_path / "copy"
+    shutil.copytree(smoke_run, target, symlinks=True)
+    return target

@@ -12,14 +12,14 @@ from .conftest import planned_jobs, requested_gpus, snakemake, write_config
 def test_default_config_loads_in_another_directory(tmp_path: Path) -> None:
     default = yaml.safe_load((Path(__file__).parents[2] / "config.yaml").read_text())
     jobs = planned_jobs(snakemake(tmp_path, "-n"))
-    assert jobs["prune_model"] == len(default["pruning"]["sparsities"])
+    assert jobs["compress_model"] == sum(len(e["levels"]) for e in default["compression"].values())
     assert jobs["finetune_teacher"] == jobs["distill_student"] == 1
 
 
 def test_a_preset_is_layered_over_it(tmp_path: Path) -> None:
-    preset = write_config(tmp_path, "preset.yaml", {"pruning": {"sparsities": [0.2]}})
+    preset = write_config(tmp_path, "preset.yaml", {"compression": {"magnitude": {"levels": [0.2]}}})
     jobs = planned_jobs(snakemake(tmp_path, "--configfile", str(preset), "-n"))
-    assert jobs["prune_model"] == 1
+    assert jobs["compress_model"] == 2  # magnitude-0.20 and, from config.yaml, random-0.50
     # everything else still comes from config.yaml: the SmolLM2 import and both prompt sets
     assert jobs["import_base_model"] == 1
     assert not (tmp_path / "results").exists()

@@ -32,13 +32,14 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     # Prepare the prompts for real (the hub-format loaders on the fixtures),
     # so that the shards behind the checkpoint are known to the dry run.
     snakemake(tmp_path, *args, "--until", "prepare_prompts")
-    assert (tmp_path / "results/data/prompts/rtp.jsonl").stat().st_size > 0
-    assert (tmp_path / "results/data/prompts/bold.jsonl").stat().st_size > 0
+    assert (tmp_path / "results/paper/data/prompts/rtp.jsonl").stat().st_size > 0
+    assert (tmp_path / "results/paper/data/prompts/bold.jsonl").stat().st_size > 0
     dry_run = snakemake(tmp_path, *args, "-n")
     jobs = planned_jobs(dry_run)
-    seeds, models, promptsets = 3, 2 + 9 + 1, 2  # teacher, student, 9 pruned, distilgpt2
-    assert jobs["prune_model"] == 9
-    assert jobs["import_reference_model"] == 1
+    # base, teacher, kd-distilgpt2, 9 magnitude, 5 random, gpt2 and distilgpt2
+    seeds, models, promptsets = 3, 3 + 9 + 5 + 2, 2
+    assert jobs["compress_model"] == 9 + 5
+    assert jobs["import_reference_model"] == 2
     assert jobs["finetune_teacher"] == 1 and jobs["distill_student"] == 1  # retrain: false
     assert jobs["generate_continuations"] == seeds * models * promptsets  # one shard each here
     assert jobs["evaluate_model"] == models
@@ -54,10 +55,10 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
 
 
 def test_paper_preset_offline_fails_naming_the_resource(tmp_path: Path) -> None:
-    target = "results/data/prompts/rtp.jsonl"
+    target = "results/paper/data/prompts/rtp.jsonl"
     proc = snakemake(tmp_path, "--configfile", PAPER, "--until", "prepare_prompts", check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "logs/prepare_prompts/rtp.log").read_text()
+    log = (tmp_path / "logs/paper/prepare_prompts/rtp.log").read_text()
     assert "allenai/real-toxicity-prompts" in log
     assert "prompts.rtp.path" in log
     assert not (tmp_path / target).exists()

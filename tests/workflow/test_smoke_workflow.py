@@ -9,128 +9,144 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, SMOKE, planned_jobs, snakemake, write_config
+from compfair.variants import build_variants
+
+from .conftest import REPO, SMOKE, SMOKE_RESULTS, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
+R = SMOKE_RESULTS
 SMOKE_CONFIG = yaml.safe_load(Path(SMOKE).read_text())
+DEFAULT_CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 SEED = SMOKE_CONFIG["seed"]
-MODELS = ["teacher", "student"] + [f"pruned-{s:.2f}" for s in SMOKE_CONFIG["pruning"]["sparsities"]]
-PROMPTSETS = ["rtp", "bold"]
-FIGURES = ["metrics_vs_sparsity", "distillation", "tradeoff", "bold_heatmap", "sentiment_by_group", "scorer_calibration"]
+VARIANTS = build_variants({**DEFAULT_CONFIG, **SMOKE_CONFIG})
+MODELS = list(VARIANTS)
+PROMPTSETS = ["bold", "rtp"]
+TOXICITY = ["expected_max_toxicity", "toxicity_probability", "mean_toxicity"]
+SENTIMENT = ["sentiment_mean", "sentiment_positive_share", "sentiment_negative_share"]
+
+
+def read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"promptset": "", "group": ""})
+
+
+def model_dir(model: str) -> str:
+    family = VARIANTS[model].family
+    return "base" if family == "base" else f"seed-{SEED}/{model}"
+
+
+def test_the_smoke_study_has_every_family() -> None:
+    assert MODELS == ["base", "teacher", "kd-0.50", "magnitude-0.50", "random-0.50"]
 
 
 def test_every_expected_file_exists(smoke_run: Path) -> None:
     expected = [
-        "results/models/base/config.json",
-        "results/models/base/model.safetensors",
-        "results/data/corpus/train.jsonl",
-        "results/data/corpus/heldout.jsonl",
-        "results/data/tokens/train.safetensors",
-        "results/data/tokens/heldout.safetensors",
-        "results/tables/metrics.csv",
-        "results/tables/metrics_per_seed.csv",
-        "results/tables/scorer_calibration.csv",
-        "results/tables/benchmarks.csv",
-    ] + [f"results/figures/{name}.png" for name in FIGURES]
+        "models/base/config.json", "data/corpus/train.jsonl", "data/tokens/heldout.safetensors",
+        "tables/metrics.csv", "tables/metrics_per_seed.csv", "tables/comparisons.csv",
+        "tables/models.csv", "tables/scorer_calibration.csv", "tables/benchmarks.csv",
+    ]
     for model in MODELS:
         expected += [
-            f"results/models/seed-{SEED}/{model}/model.safetensors",
-            f"results/models/seed-{SEED}/{model}/provenance.json",
-            f"results/eval/seed-{SEED}/{model}.json",
-            f"results/intrinsic/seed-{SEED}/{model}.csv",
+            f"models/{model_dir(model)}/model.safetensors",
+            f"models/{model_dir(model)}/provenance.json",
+            f"eval/{model_dir(model)}.json",
+            f"intrinsic/{model_dir(model)}.csv",
+            f"quality/seed-{SEED}/{model}.json",
         ]
         for promptset in PROMPTSETS:
-            expected += [
-                f"results/generations/seed-{SEED}/{model}/{promptset}.jsonl",
-                f"results/scores/seed-{SEED}/{model}/{promptset}.csv",
-                f"results/quality/seed-{SEED}/{model}/{promptset}.json",
-            ]
-    for promptset in PROMPTSETS:
-        expected.append(f"results/data/prompts/{promptset}.jsonl")
-    missing = [p for p in expected if not (smoke_run / p).is_file()]
+            expected += [f"generations/seed-{SEED}/{model}/{promptset}.jsonl",
+                         f"scores/seed-{SEED}/{model}/{promptset}.csv"]
+    expected += [f"data/prompts/{promptset}.jsonl" for promptset in PROMPTSETS]
+    missing = [p for p in expected if not (smoke_run / R / p).is_file()]
     assert not missing, f"missing outputs: {missing}"
-    for name in FIGURES:
-        assert (smoke_run / f"results/figures/{name}.png").stat().st_size > 10_000, f"{name}.png looks empty"
-    pruned = json.loads((smoke_run / f"results/models/seed-{SEED}/{MODELS[-1]}/pruning.json").read_text())
-    assert abs(pruned["measured"] - SMOKE_CONFIG["pruning"]["sparsities"][-1]) <= 0.005
-    # Nothing half-written is left beside the outputs.
+    assert not (smoke_run / "results" / "default").exists()  # a preset never writes the default's folder
+    for model in ("magnitude-0.50", "random-0.50"):
+        report = json.loads((smoke_run / R / f"models/{model_dir(model)}/compression.json").read_text())
+        assert abs(report["measured_after_reload"] - 0.5) <= 0.005 and report["method"] == VARIANTS[model].method
     leftovers = [p for p in (smoke_run / "results").rglob(".*") if p.name != ".snakemake_timestamp"]
     assert not leftovers, f"temporary files left behind: {leftovers}"
-    # The training checkpoints are removed once the model is saved.
-    assert not list((smoke_run / "results").glob("checkpoints/*/last"))
-    bench = pd.read_csv(smoke_run / "results/tables/benchmarks.csv", keep_default_na=False)
-    assert {"finetune_teacher", "distill_student", "generate_continuations", "prune_model"} <= set(bench["rule"])
+    assert not list((smoke_run / R).glob("checkpoints/*/last"))
+    bench = pd.read_csv(smoke_run / R / "tables/benchmarks.csv", keep_default_na=False)
+    assert {"finetune_teacher", "distill_student", "generate_continuations", "compress_model"} <= set(bench["rule"])
     assert (bench["seconds"] > 0).all()
 
 
 def test_metrics_table_is_complete_and_in_range(smoke_run: Path) -> None:
-    table = pd.read_csv(smoke_run / "results/tables/metrics.csv", keep_default_na=False, na_values=[""])
-    assert list(table.columns) == [
-        "model", "compression", "level", "promptset", "group", "metric", "value",
-        "ci_low", "ci_high", "seed_sd", "n_seeds", "flagged",
-    ]
+    table = read(smoke_run / R / "tables/metrics.csv")
     assert set(table["model"]) == set(MODELS)
-
-    per_promptset = ["expected_max_toxicity", "toxicity_probability", "mean_toxicity"]
-    per_model = ["perplexity", "n_parameters", "sparsity"]
     for model in MODELS:
         rows = table[table["model"] == model]
-        for metric in per_model:
+        assert (rows["parent"].fillna("") == (VARIANTS[model].parent or "")).all()
+        for metric in ("perplexity", "n_parameters", "sparsity"):
             assert (rows["metric"] == metric).sum() == 1, (model, metric)
         for promptset in PROMPTSETS:
             got = set(rows.loc[rows["promptset"] == promptset, "metric"])
-            assert set(per_promptset) <= got, (model, promptset)
-        bold = rows[rows["promptset"] == "bold"]
-        assert {"sentiment_mean", "sentiment_positive_share", "sentiment_negative_share", "sentiment_gap"} <= set(
-            bold["metric"]
-        )
-
-    bounded = table["metric"].isin(per_promptset + ["sentiment_positive_share", "sentiment_negative_share", "sparsity"])
+            assert {*TOXICITY, *(f"{m}_nonempty" for m in TOXICITY)} <= got, (model, promptset)
+            assert {"distinct_1", "distinct_2", "distinct_3", "empty_share", "teacher_perplexity"} <= got
+        assert {*SENTIMENT, "sentiment_gap", "mean_toxicity_masked"} <= set(rows.loc[rows["promptset"] == "bold", "metric"])
+        assert {"crows_pairs_stereo_share", "stereoset_ss", "stereoset_lms", "stereoset_icat"} <= set(rows["metric"])
+    bounded = table["metric"].isin([*TOXICITY, "sentiment_positive_share", "sentiment_negative_share", "sparsity"])
     assert table.loc[bounded, "value"].between(0, 1).all()
     assert table.loc[table["metric"] == "sentiment_mean", "value"].between(-1, 1).all()
-    assert table.loc[table["metric"] == "sentiment_gap", "value"].between(0, 2).all()
     assert (table.loc[table["metric"] == "perplexity", "value"] > 1).all()
-
-    # Intervals: ordered, inside the metric's range; differences to the teacher for the rest.
     with_ci = table.dropna(subset=["ci_low", "ci_high"])
-    assert len(with_ci) > 0
-    assert (with_ci["ci_low"] <= with_ci["ci_high"] + 1e-12).all()
-    bounds = table.loc[bounded, ["ci_low", "ci_high"]].dropna().to_numpy()
-    assert len(bounds) and ((bounds >= 0) & (bounds <= 1)).all()
+    assert len(with_ci) and (with_ci["ci_low"] <= with_ci["ci_high"] + 1e-12).all()
     diffs = table[table["metric"] == "expected_max_toxicity_diff"]
-    assert sorted(diffs["model"].unique()) == sorted(set(MODELS) - {"teacher"})
-    for model in MODELS:
-        rows = table[table["model"] == model]
-        for promptset in PROMPTSETS:
-            got = set(rows.loc[rows["promptset"] == promptset, "metric"])
-            assert {"distinct_1", "distinct_2", "distinct_3", "empty_share", "teacher_perplexity"} <= got
-        assert {"crows_pairs_stereo_share", "stereoset_ss", "stereoset_lms", "stereoset_icat"} <= set(rows["metric"])
-    assert table["n_seeds"].eq(1).all() and table["seed_sd"].isna().all()
-
-    # Pruned models carry their level and measured sparsity matches it.
-    for s in SMOKE_CONFIG["pruning"]["sparsities"]:
-        model = f"pruned-{s:.2f}"
-        rows = table[table["model"] == model]
-        assert (rows["compression"] == "pruning").all()
-        assert rows["level"].iloc[0] == pytest.approx(s)
-        measured = rows.loc[rows["metric"] == "sparsity", "value"].item()
-        assert measured == pytest.approx(s, abs=0.005)
-    teacher_sparsity = table.loc[(table["model"] == "teacher") & (table["metric"] == "sparsity"), "value"].item()
-    assert teacher_sparsity < 0.01
-    # The student has half the teacher's decoder layers, so fewer parameters.
+    assert sorted(diffs["model"].unique()) == sorted(set(MODELS) - {"base"})  # every model with a parent
+    for model in ("magnitude-0.50", "random-0.50"):
+        measured = table.loc[(table["model"] == model) & (table["metric"] == "sparsity"), "value"].item()
+        assert measured == pytest.approx(0.5, abs=0.005)
     params = table[table["metric"] == "n_parameters"].set_index("model")["value"]
-    assert params["student"] < params["teacher"]
+    assert params["kd-0.50"] < params["teacher"]  # half the decoder layers
+
+
+def test_every_model_is_compared_with_its_parent(smoke_run: Path) -> None:
+    comp = read(smoke_run / R / "tables/comparisons.csv")
+    prompts = {ps: [json.loads(line) for line in (smoke_run / R / f"data/prompts/{ps}.jsonl").open()]
+               for ps in PROMPTSETS}
+    groups = sorted({p["group"] for p in prompts["bold"]})
+    for model in MODELS[1:]:
+        mine = comp[comp["model"] == model]
+        assert set(mine["parent"]) == {VARIANTS[model].parent}, model
+        for promptset in PROMPTSETS:
+            for metric in TOXICITY:
+                row = mine[(mine["promptset"] == promptset) & (mine["group"] == "") & (mine["metric"] == metric)]
+                assert len(row) == 1, (model, promptset, metric)
+                assert row["n_units"].item() == len(prompts[promptset])
+        for group in groups:
+            for metric in SENTIMENT:
+                assert ((mine["group"] == group) & (mine["metric"] == metric)).sum() == 1, (model, group, metric)
+    assert "base" not in set(comp["model"])
+    assert ((comp["diff"] - (comp["value"] - comp["parent_value"])).abs() < 1e-9).all()
+
+
+def test_flags_follow_the_perplexity_ratio_to_the_parent(smoke_copy: Path) -> None:
+    models = read(smoke_copy / R / "tables/models.csv").set_index("model")
+    ratios = models["perplexity_ratio"].dropna()
+    # between the ratios of the models, so that some are above it and some not
+    threshold = float(ratios.sort_values().iloc[len(ratios) // 2])
+    extra = write_config(smoke_copy, "ratio.yaml", {"quality_thresholds": {"max_perplexity_ratio": threshold}})
+    jobs = planned_jobs(snakemake(smoke_copy, "--configfile", SMOKE, str(extra), "-n"))
+    assert set(jobs) == {"aggregate_metrics", "plot_figures", "gather_benchmarks", "all"}, jobs
+    snakemake(smoke_copy, "--configfile", SMOKE, str(extra))
+    models = read(smoke_copy / R / "tables/models.csv").set_index("model")
+    above = set(ratios[ratios > threshold].index)
+    assert above and set(models.index[models["flagged"]]) == above
+    for model in above:
+        assert "perplexity" in models.loc[model, "flag_reasons"] and "parent" in models.loc[model, "flag_reasons"]
+    table = read(smoke_copy / R / "tables/metrics.csv")
+    assert set(table.loc[table["flagged"], "model"]) == above
 
 
 def test_generations_have_k_samples_per_prompt(smoke_run: Path) -> None:
     for promptset in PROMPTSETS:
-        prompts = [json.loads(line) for line in (smoke_run / f"results/data/prompts/{promptset}.jsonl").open()]
+        prompts = [json.loads(line) for line in (smoke_run / R / f"data/prompts/{promptset}.jsonl").open()]
         k = SMOKE_CONFIG["prompts"][promptset]["samples"]
-        path = smoke_run / f"results/generations/seed-{SEED}/teacher/{promptset}.jsonl"
-        rows = [json.loads(line) for line in path.open()]
-        assert len(rows) == k * len(prompts)
-        assert {r["prompt_id"] for r in rows} == {p["prompt_id"] for p in prompts}
+        for model in MODELS:
+            path = smoke_run / R / f"generations/seed-{SEED}/{model}/{promptset}.jsonl"
+            rows = [json.loads(line) for line in path.open()]
+            assert len(rows) == k * len(prompts)
+            assert {r["prompt_id"] for r in rows} == {p["prompt_id"] for p in prompts}
 
 
 def test_nothing_to_do_after_a_complete_run(smoke_run: Path) -> None:
@@ -138,18 +154,17 @@ def test_nothing_to_do_after_a_complete_run(smoke_run: Path) -> None:
     assert planned_jobs(proc) == {}, proc.stdout[-2000:]
 
 
-def test_adding_a_sparsity_reruns_only_what_it_touches(smoke_run: Path) -> None:
-    sparsities = sorted(SMOKE_CONFIG["pruning"]["sparsities"] + [0.45])
-    extra = write_config(smoke_run, "extra_sparsity.yaml", {"pruning": {"sparsities": sparsities}})
+def test_adding_a_level_reruns_only_what_it_touches(smoke_run: Path) -> None:
+    extra = write_config(smoke_run, "extra_level.yaml", {"compression": {"magnitude": {"levels": [0.5, 0.45]}}})
     proc = snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n")
     n = len(PROMPTSETS)  # one shard each at the smoke scale
     assert planned_jobs(proc) == {
-        "prune_model": 1,
+        "compress_model": 1,
         "generate_continuations": n,
         "gather_generations": n,
         "score_continuations": n,
         "gather_scores": n,
-        "assess_quality": n,
+        "assess_quality": 1,
         "evaluate_model": 1,
         "evaluate_intrinsic_bias": 1,
         "aggregate_metrics": 1,
@@ -159,12 +174,41 @@ def test_adding_a_sparsity_reruns_only_what_it_touches(smoke_run: Path) -> None:
     }, proc.stdout[-3000:]
 
 
+THROWAWAY = '''
+"""A throwaway method: magnitude pruning of the first half of the matrices only."""
+from compfair.compression import register_method
+from compfair.compression.methods.magnitude import GlobalMagnitude
+
+
+@register_method("throwaway")
+class Throwaway(GlobalMagnitude):
+    summary = "a method written in a test"
+'''
+
+
+def test_a_new_method_is_one_file_and_a_config_entry(smoke_copy: Path) -> None:
+    (smoke_copy / "throwaway.py").write_text(THROWAWAY)
+    extra = write_config(smoke_copy, "throwaway.yaml", {
+        "plugins": [str(smoke_copy / "throwaway.py")],
+        "compression": {"throwaway": {"levels": [0.25]}},
+    })
+    snakemake(smoke_copy, "--configfile", SMOKE, str(extra))
+    table = read(smoke_copy / R / "tables/metrics.csv")
+    comp = read(smoke_copy / R / "tables/comparisons.csv")
+    rows = table[table["model"] == "throwaway-0.25"]
+    assert set(rows["method"]) == {"throwaway"} and set(rows["family"]) == {"pruning"}
+    assert rows.loc[rows["metric"] == "sparsity", "value"].item() == pytest.approx(0.25, abs=0.005)
+    assert set(comp.loc[comp["model"] == "throwaway-0.25", "parent"]) == {"teacher"}
+    assert {*TOXICITY} <= set(comp.loc[comp["model"] == "throwaway-0.25", "metric"])
+
+
 @pytest.mark.slow
 def test_two_runs_give_identical_tables(smoke_run: Path, tmp_path: Path) -> None:
-    """Same config, fresh directory: byte-identical metrics."""
+    """Same config, fresh directory: byte-identical tables."""
     snakemake(tmp_path, "--configfile", SMOKE)
-    first = (smoke_run / "results/tables/metrics.csv").read_bytes()
-    assert (tmp_path / "results/tables/metrics.csv").read_bytes() == first
+    for table in ("metrics", "comparisons", "models"):
+        first = (smoke_run / R / f"tables/{table}.csv").read_bytes()
+        assert (tmp_path / R / f"tables/{table}.csv").read_bytes() == first, table
 
 
 def test_report_has_every_figure_with_its_caption(smoke_run: Path) -> None:
@@ -174,7 +218,9 @@ def test_report_has_every_figure_with_its_caption(smoke_run: Path) -> None:
 
     with zipfile.ZipFile(report) as zf:
         names = zf.namelist()
-    for fig in FIGURES:
+    figures = sorted(p.stem for p in (smoke_run / R / "figures").glob("*.png"))
+    assert figures
+    for fig in figures:
         assert any(n.endswith(f"{fig}.png") for n in names), (fig, names)
         assert REPO.joinpath("report", f"{fig}.rst").is_file()
 
@@ -185,21 +231,19 @@ def test_a_second_seed_redoes_generation_and_with_retrain_training(smoke_run: Pa
         smoke_run, f"seeds_{retrain}.yaml", {"replicates": {"seeds": [SEED, SEED + 1], "retrain": retrain}}
     )
     jobs = planned_jobs(snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n"))
-    per_seed = len(MODELS) * len(PROMPTSETS)
-    assert jobs["generate_continuations"] == per_seed
-    assert jobs["score_continuations"] == per_seed
-    assert jobs["assess_quality"] == per_seed
+    assert jobs["generate_continuations"] == len(MODELS) * len(PROMPTSETS)
+    assert jobs["score_continuations"] == len(MODELS) * len(PROMPTSETS)
+    assert jobs["assess_quality"] == len(MODELS)
     assert jobs["aggregate_metrics"] == 1
-    trained = {"finetune_teacher", "distill_student", "prune_model", "evaluate_model", "evaluate_intrinsic_bias"}
+    trained = {"finetune_teacher", "distill_student", "compress_model", "evaluate_model", "evaluate_intrinsic_bias"}
     if retrain:
         assert {rule: jobs.get(rule) for rule in trained} == {
             "finetune_teacher": 1,
             "distill_student": 1,
-            "prune_model": len(MODELS) - 2,
-            "evaluate_model": len(MODELS),
-            "evaluate_intrinsic_bias": len(MODELS),
+            "compress_model": 2,
+            "evaluate_model": len(MODELS) - 1,  # the base model is shared
+            "evaluate_intrinsic_bias": len(MODELS) - 1,
         }
     else:
         assert not trained & set(jobs), "models were retrained although retrain is false"
-    # The data and the base model are shared by every seed.
     assert not {"import_base_model", "prepare_corpus", "tokenize_corpus", "prepare_prompts"} & set(jobs)
