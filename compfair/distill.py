@@ -127,15 +127,38 @@ def distillation_loss(
     return loss, {"loss": loss.item(), "kd_loss": kd.item(), "lm_loss": lm.item()}
 
 
-def _kd_loss_fn(teacher: PreTrainedModel, temperature: float, alpha_kd: float, alpha_lm: float):
+def hidden_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor) -> torch.Tensor:
+    """Mean over token positions of ``1 - cos(student, teacher)`` of the last hidden states.
+
+    ``[batch, seq, hidden]`` each (the same width: the student is made of the
+    teacher's blocks). DistilBERT's and DistilGPT-2's third loss term, which
+    aligns the directions of the two models' hidden states.
+    """
+    if student_hidden.shape != teacher_hidden.shape:
+        raise ValueError(
+            f"hidden shapes differ: {tuple(student_hidden.shape)} vs {tuple(teacher_hidden.shape)}"
+        )
+    cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1)  # [batch, seq]
+    return (1.0 - cos).mean()
+
+
+def _kd_loss_fn(
+    teacher: PreTrainedModel, temperature: float, alpha_kd: float, alpha_lm: float, alpha_cos: float
+):
     def loss_fn(model: PreTrainedModel, batch: torch.Tensor) -> tuple[torch.Tensor, dict]:
         inputs, labels = batch[:, :-1], batch[:, 1:]  # [batch, seq_len] each
+        hidden = alpha_cos > 0
         with torch.no_grad():
-            teacher_logits = teacher(input_ids=inputs).logits
-        student_logits = model(input_ids=inputs).logits
-        return distillation_loss(
-            student_logits, teacher_logits, labels, temperature, alpha_kd, alpha_lm
+            teacher_out = teacher(input_ids=inputs, output_hidden_states=hidden)
+        student_out = model(input_ids=inputs, output_hidden_states=hidden)
+        loss, parts = distillation_loss(
+            student_out.logits, teacher_out.logits, labels, temperature, alpha_kd, alpha_lm
         )
+        if hidden:
+            cos = hidden_cosine_loss(student_out.hidden_states[-1], teacher_out.hidden_states[-1])
+            loss = loss + alpha_cos * cos
+            parts = {**parts, "loss": loss.item(), "cos_loss": cos.item()}
+        return loss, parts
 
     return loss_fn
 
@@ -151,6 +174,7 @@ def distill(
     checkpoint_dir: PathLike,
     keep: Any = 0.5,
     use_kd: bool = True,
+    alpha_cos: float = 0.0,
 ) -> None:
     """Train a student of the teacher folder's blocks ``keep`` into the folder ``out_dir``.
 
@@ -158,7 +182,8 @@ def distill(
     :func:`student_layers` ``(n_teacher, keep)`` and is trained by
     :func:`compfair.training.train` (checkpoints and resume in
     ``checkpoint_dir``): on :func:`distillation_loss` against the frozen
-    teacher, or with ``use_kd=False`` (the control) on the LM loss alone,
+    teacher (plus ``alpha_cos`` times :func:`hidden_cosine_loss` when it is
+    above 0), or with ``use_kd=False`` (the control) on the LM loss alone,
     without running the teacher. ``out_dir`` gets the model,
     ``provenance.json`` and ``training_log.json``.
     """
@@ -171,7 +196,7 @@ def distill(
     layers = student_layers(len(decoder_blocks(teacher)), keep)
     student = init_student_from_teacher(teacher, layers)
     tokens = load_tokens(train_tokens_path, teacher.config.vocab_size)
-    loss_fn = _kd_loss_fn(teacher, temperature, alpha_kd, alpha_lm) if use_kd else lm_loss
+    loss_fn = _kd_loss_fn(teacher, temperature, alpha_kd, alpha_lm, alpha_cos) if use_kd else lm_loss
     run_info = {
         "step": "distill" if use_kd else "train_student_without_kd",
         "layers": layers,
@@ -179,6 +204,7 @@ def distill(
         "temperature": temperature if use_kd else None,
         "alpha_kd": alpha_kd if use_kd else 0.0,
         "alpha_lm": alpha_lm if use_kd else 1.0,
+        "alpha_cos": alpha_cos if use_kd else 0.0,
     }
     log.info(
         "training a %d-block student of %s (%d blocks) %s on %d tokens for %d steps",

@@ -18,6 +18,7 @@ distill(
     temperature=settings["temperature"],
     alpha_kd=settings["alpha_kd"],
     alpha_lm=settings["alpha_lm"],
+    alpha_cos=settings["alpha_cos"],
     checkpoint_dir=checkpoints,
     keep=spec["level"],
     use_kd=spec["method"] == "kd",

@@ -13,7 +13,13 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from compfair.distill import distill, distillation_loss, init_student_from_teacher, student_layers
+from compfair.distill import (
+    distill,
+    distillation_loss,
+    hidden_cosine_loss,
+    init_student_from_teacher,
+    student_layers,
+)
 from compfair.io import InputError
 from compfair.models import decoder_blocks
 from compfair.training import TrainConfig
@@ -186,3 +192,22 @@ def test_no_kd_control_trains_on_the_lm_loss_alone(tiny_gpt2_dir: Path, tmp_path
     assert kd[0]["loss"] != pytest.approx(nokd[0]["loss"])
     prov = json.loads((tmp_path / "nokd" / "provenance.json").read_text())
     assert prov["alpha_kd"] == 0.0 and prov["temperature"] is None
+
+
+def test_hidden_cosine_loss_by_hand() -> None:
+    s = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])  # [batch 1, seq 2, hidden 2]
+    t = torch.tensor([[[0.0, 2.0], [2.0, 2.0]]])  # orthogonal (cos 0), parallel (cos 1)
+    assert hidden_cosine_loss(s, t).item() == pytest.approx(((1 - 0) + (1 - 1)) / 2)
+    with pytest.raises(ValueError, match="hidden shapes differ"):
+        hidden_cosine_loss(s, t[:, :1])
+
+
+def test_cosine_term_joins_the_loss_when_switched_on(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    ids = torch.randint(0, 50257, (300,), generator=torch.Generator().manual_seed(0))
+    safetensors.torch.save_file({"input_ids": ids}, str(tmp_path / "train.safetensors"))
+    cfg = TrainConfig(steps=2, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, seed=0)
+    distill(tiny_gpt2_dir, tmp_path / "train.safetensors", tmp_path / "s", cfg, temperature=2.0,
+            alpha_kd=0.5, alpha_lm=0.5, checkpoint_dir=tmp_path / "c", alpha_cos=0.3)
+    for r in json.loads((tmp_path / "s" / "training_log.json").read_text()):
+        assert r["cos_loss"] > 0
+        assert r["loss"] == pytest.approx(0.5 * r["kd_loss"] + 0.5 * r["lm_loss"] + 0.3 * r["cos_loss"], rel=1e-5)
