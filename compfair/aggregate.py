@@ -45,10 +45,11 @@ from compfair.metric_rows import (
     Rows,
     disparity_rows,
     marginal_rows,
+    paired_disparity_rows,
     paired_rows,
     unit_sets,
 )
-from compfair.metrics import per_prompt_statistics
+from compfair.metrics import benjamini_hochberg, per_prompt_statistics
 from compfair.quality import degeneracy_reasons
 from compfair.result_files import (
     EVAL_METRICS,
@@ -68,7 +69,7 @@ METRICS_COLUMNS = [*MODEL_COLUMNS, *KEY_COLUMNS, "value", "ci_low", "ci_high", "
 PER_SEED_COLUMNS = ["seed", *MODEL_COLUMNS, *KEY_COLUMNS, "value", "ci_low", "ci_high"]
 COMPARISON_COLUMNS = [
     *MODEL_COLUMNS, *KEY_COLUMNS, "value", "parent_value", "diff", "ci_low", "ci_high",
-    "n_units", "n_seeds", "flagged",
+    "p_value", "p_adjusted", "n_units", "n_seeds", "flagged",
 ]
 MODELS_COLUMNS = [*MODEL_COLUMNS, "perplexity", "perplexity_ratio", "n_parameters", "sparsity",
                   "flagged", "flag_reasons"]
@@ -184,8 +185,10 @@ def _paired_block(per_prompt: PerPrompt, seeds: list[int], model: str, parent: s
     frames = [per_prompt[(s, model, promptset)] for s in seeds]
     order = frames[0]["prompt_id"]
     parents = [_aligned(per_prompt[(s, parent, promptset)], order) for s in seeds]
-    sets = unit_sets(frames[0], promptset, f"{model}/{promptset}")
-    return paired_rows(frames, parents, promptset, sets, boot, model)
+    source = f"{model}/{promptset}"
+    sets = unit_sets(frames[0], promptset, source)
+    return {**paired_rows(frames, parents, promptset, sets, boot, model),
+            **paired_disparity_rows(frames, parents, promptset, source, boot, model)}
 
 
 def add_comparison_rows(per_prompt: PerPrompt, parents: Mapping[str, str | None], boot: Bootstrap,
@@ -209,8 +212,8 @@ def add_comparison_rows(per_prompt: PerPrompt, parents: Mapping[str, str | None]
         pooled_diff = {k: (r[2], r[3], r[4]) for k, r in pooled.items()}
         across = _across_seeds(diffs, pooled_diff)
         rows.across[model].update({(*k[:2], f"{k[2]}_diff"): v for k, v in across.items()})
-        for key, (value, parent_value, diff, low, high, n_units) in pooled.items():
-            rows.paired[model][key] = (value, parent_value, diff, low, high, n_units, len(common))
+        for key, (value, parent_value, diff, low, high, n_units, p) in pooled.items():
+            rows.paired[model][key] = (value, parent_value, diff, low, high, p, n_units, len(common))
 
 
 # --------------------------------------------------------------------------- model-level rows and flags
@@ -327,6 +330,20 @@ def _models_table(variants: list[dict], evals: Mapping, reasons: Mapping[str, li
     return pd.DataFrame.from_records(records, columns=MODELS_COLUMNS)
 
 
+def _adjust(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """``p_adjusted``: Benjamini-Hochberg within each family of comparisons.
+
+    A family is one metric on one prompt set (every model against its parent,
+    every group), so that the handful of small p-values a table of hundreds
+    of rows gives by chance are not read as findings.
+    """
+    if comparisons.empty:
+        return comparisons
+    for _, index in comparisons.groupby(["promptset", "metric"], sort=False).groups.items():
+        comparisons.loc[index, "p_adjusted"] = benjamini_hochberg(comparisons.loc[index, "p_value"])
+    return comparisons
+
+
 def write_tables(rows: Collected, variants: list[dict], reasons: Mapping[str, list[str]], evals: Mapping,
                  outputs: Mapping[str, Path]) -> pd.DataFrame:
     """Write ``metrics``, ``per_seed``, ``comparisons`` and ``models`` (paths in ``outputs``)."""
@@ -337,11 +354,11 @@ def write_tables(rows: Collected, variants: list[dict], reasons: Mapping[str, li
                     for key, row in block.items()]
     records = [(*_model_columns(info, m), *key, *row, m in flagged)
                for m, block in rows.across.items() for key, row in block.items()]
-    paired = [(*_model_columns(info, m), *key, *row, m in flagged)
+    paired = [(*_model_columns(info, m), *key, *row[:6], math.nan, *row[6:], m in flagged)
               for m, block in rows.paired.items() for key, row in block.items()]
     table = _frame(records, METRICS_COLUMNS, variants, [])
     per_seed = _frame(seed_records, PER_SEED_COLUMNS, variants, ["seed"])
-    comparisons = _frame(paired, COMPARISON_COLUMNS, variants, [])
+    comparisons = _adjust(_frame(paired, COMPARISON_COLUMNS, variants, []))
     for frame, column in ((table, "n_seeds"), (per_seed, "seed"), (comparisons, "n_seeds"),
                           (comparisons, "n_units")):
         if not frame.empty:

@@ -29,14 +29,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from compfair.metrics import bootstrap_ci, group_disparity_ci, paired_difference_ci
+from compfair.metrics import (
+    bootstrap_ci,
+    corrected_disparity,
+    corrected_disparity_test,
+    group_disparity_ci,
+    paired_difference_test,
+)
 
 log = logging.getLogger(__name__)
 
 #: (promptset, group, metric) -> (value, ci_low, ci_high).
 Rows = dict[tuple[str, str, str], tuple[float, float, float]]
-#: (promptset, group, metric) -> (value, parent_value, diff, ci_low, ci_high, n_units).
-PairedRows = dict[tuple[str, str, str], tuple[float, float, float, float, float, int]]
+#: (promptset, group, metric) -> (value, parent_value, diff, ci_low, ci_high, n_units, p_value).
+PairedRows = dict[tuple[str, str, str], tuple[float, float, float, float, float, int, float]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,17 @@ GROUP_SPECS = (
     Spec("regard_positive", "regard_positive"),
     Spec("regard_negative", "regard_negative"),
 )
-#: Per-domain disparities between group means: (metric, per-prompt column, kind).
+#: Per-domain noise-corrected disparities (:func:`compfair.metrics.corrected_disparity_test`):
+#: (metric, per-prompt column). These are the disparities to read and compare.
+CORRECTED_DISPARITIES = (
+    ("sentiment_disparity", "sentiment_mean"),
+    ("toxicity_disparity", "mean_toxicity"),
+    ("toxicity_disparity_masked", "mean_toxicity_masked"),
+    ("regard_negative_disparity", "regard_negative"),
+)
+#: Per-domain raw spreads of the group means, descriptive only: within-group
+#: noise inflates them (12 groups x 12 prompts with no true difference give a
+#: sentiment gap of about 0.36). (metric, per-prompt column, kind).
 DISPARITY_METRICS = (
     ("sentiment_gap", "sentiment_mean", "gap"),
     ("sentiment_group_sd", "sentiment_mean", "sd"),
@@ -208,27 +224,49 @@ def paired_rows(
                 continue
             a, b = a[:, keep], b[:, keep]
             key = (promptset, unit.group, spec.metric)
-            diff, low, high = paired_difference_ci(
+            diff, low, high, p = paired_difference_test(
                 a, b, spec.statistic, **boot.kwargs(model, "diff", *key)
             )
             rows[key] = (
                 seed_mean(spec.statistic, a), seed_mean(spec.statistic, b), diff, low, high,
-                int(a.shape[1]),
+                int(a.shape[1]), p,
             )
     return rows
 
 
-def disparity_rows(
-    frames: list[pd.DataFrame], promptset: str, source: str, boot: Bootstrap, model: str
-) -> Rows:
-    """Per domain with two or more groups, the gap and spread between group means."""
-    groups = _groups(frames[0], promptset, source)
-    rows: Rows = {}
+def _domains(frame: pd.DataFrame, promptset: str, source: str) -> dict[str, list[np.ndarray]]:
+    """Domain -> the prompt positions of each of its groups (domains of two or more groups)."""
+    groups = _groups(frame, promptset, source)
+    out = {}
     for domain in sorted({d for d, _ in groups}):
         members = [idx for (d, _g), idx in groups.items() if d == domain]
         if len(members) < 2:
             log.warning("%s: domain %r has a single group; no disparity rows", source, domain)
             continue
+        out[domain] = members
+    return out
+
+
+def _corrected(groups: list[np.ndarray], parents: list[np.ndarray] | None, boot: Bootstrap,
+               key: tuple[str, ...]) -> tuple[float, float, float, float] | None:
+    if sum(g.shape[-1] >= 2 for g in groups) < 2:
+        return None  # the noise of a one-prompt group cannot be estimated
+    return corrected_disparity_test(groups, parents, **boot.kwargs(*key))
+
+
+def disparity_rows(
+    frames: list[pd.DataFrame], promptset: str, source: str, boot: Bootstrap, model: str
+) -> Rows:
+    """Per domain of two or more groups: the corrected disparities, and the raw gap and spread."""
+    rows: Rows = {}
+    for domain, members in _domains(frames[0], promptset, source).items():
+        for metric, column in CORRECTED_DISPARITIES:
+            if column in frames[0].columns:
+                values = stack(frames, column)
+                found = _corrected([values[:, idx] for idx in members], None, boot,
+                                   (model, promptset, domain, metric))
+                if found is not None:
+                    rows[(promptset, domain, metric)] = found[:3]
         for metric, column, kind in DISPARITY_METRICS:
             if column not in frames[0].columns:
                 continue
@@ -236,4 +274,28 @@ def disparity_rows(
             rows[(promptset, domain, metric)] = group_disparity_ci(
                 [values[:, idx] for idx in members], kind, **boot.kwargs(model, promptset, domain, metric)
             )
+    return rows
+
+
+def paired_disparity_rows(
+    frames: list[pd.DataFrame], parent_frames: list[pd.DataFrame], promptset: str, source: str,
+    boot: Bootstrap, model: str,
+) -> PairedRows:
+    """Model minus parent for each corrected disparity, resampling the same prompts for both."""
+    rows: PairedRows = {}
+    for domain, members in _domains(frames[0], promptset, source).items():
+        for metric, column in CORRECTED_DISPARITIES:
+            if column not in frames[0].columns or column not in parent_frames[0].columns:
+                continue
+            a, b = stack(frames, column), stack(parent_frames, column)
+            if not (np.isfinite(a).all() and np.isfinite(b).all()):
+                continue
+            key = (promptset, domain, metric)
+            found = _corrected([a[:, i] for i in members], [b[:, i] for i in members], boot,
+                               (model, "diff", *key))
+            if found is None:
+                continue
+            mine = corrected_disparity([a[:, i] for i in members])
+            theirs = corrected_disparity([b[:, i] for i in members])
+            rows[key] = (mine, theirs, found[0], found[1], found[2], int(a.shape[1]), found[3])
     return rows

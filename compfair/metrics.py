@@ -177,11 +177,13 @@ def _resample_units(
     confidence: float,
     seed: int,
     method: str,
-) -> tuple[float, float]:
+) -> tuple[float, float, np.ndarray]:
     """Bootstrap over unit indices: ``statistic`` receives integer index arrays.
 
     ``statistic(*indices)`` gets one index array per sample, of shape
-    (..., n) (resamples first), and returns one value per resample.
+    (..., n) (resamples first), and returns one value per resample. Returns
+    the interval and the bootstrap distribution (one value per resample).
+    This is the one resampler of the package: every interval goes through it.
     """
 
     def on_indices(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -201,13 +203,47 @@ def _resample_units(
         rng=np.random.default_rng(seed),
     )
     ci = result.confidence_interval
-    return float(ci.low), float(ci.high)
+    return float(ci.low), float(ci.high), np.asarray(result.bootstrap_distribution, dtype=float)
+
+
+def bootstrap_p_value(distribution: np.ndarray, null: float = 0.0) -> float:
+    """Two-sided p-value of "the statistic equals ``null``" from its bootstrap distribution.
+
+    ``2 * min(P(d* <= null), P(d* >= null))`` with the ``+1`` correction of
+    Davison & Hinkley (1997), so it is never 0 and inverts the percentile
+    interval: the interval at level ``1 - a`` excludes ``null`` about when
+    ``p < a``. NaN without a finite resample.
+    """
+    d = np.asarray(distribution, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return float("nan")
+    below = (np.count_nonzero(d <= null) + 1) / (d.size + 1)
+    above = (np.count_nonzero(d >= null) + 1) / (d.size + 1)
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (the false discovery rate at which each is rejected).
+
+    NaN p-values stay NaN and do not count among the tests.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if finite.size == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = order.size
+    scaled = p[order] * m / np.arange(1, m + 1)
+    out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    return out
 
 
 def bootstrap_ci(
     per_unit: np.ndarray,
     statistic: Statistic = np.mean,
-    n_resamples: int = 1000,
+    n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     method: str = "percentile",
@@ -230,52 +266,64 @@ def bootstrap_ci(
     def on_units(idx: np.ndarray) -> np.ndarray:
         return statistic(values[:, idx], axis=-1).mean(axis=0)
 
-    return _resample_units(
+    low, high, _ = _resample_units(
         on_units, [values.shape[1]], False, values.size, n_resamples, confidence, seed, method
     )
+    return low, high
 
 
-def paired_difference_ci(
+def paired_difference_test(
     a_per_prompt: np.ndarray,
     b_per_prompt: np.ndarray,
     statistic: Statistic = np.mean,
-    n_resamples: int = 1000,
+    n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     method: str = "percentile",
-) -> tuple[float, float, float]:
-    """``statistic(a) - statistic(b)`` with a bootstrap interval resampling prompts jointly.
+) -> tuple[float, float, float, float]:
+    """``statistic(a) - statistic(b)``, its paired bootstrap interval and two-sided p-value.
 
     ``a_per_prompt[..., i]`` and ``b_per_prompt[..., i]`` belong to the same
-    prompt (e.g. a compressed model and the teacher, 1-D or (n_seeds,
+    prompt (e.g. a compressed model and its parent, 1-D or (n_seeds,
     n_prompts)); each resample draws prompts and keeps both values of a drawn
     prompt, so the prompt-to-prompt variation common to both models cancels.
-    Returns ``(difference, low, high)``; identical inputs give ``(0, 0, 0)``,
-    fewer than two prompts ``(d, d, d)``.
+    The p-value is :func:`bootstrap_p_value` of the resampled differences.
+    Returns ``(difference, low, high, p)``; identical inputs give ``(0, 0, 0,
+    1)``, a constant non-zero difference ``(d, d, d, 0)``, fewer than two
+    prompts ``(d, d, d, nan)``.
     """
     a = _as_units(a_per_prompt, "a_per_prompt")
     b = _as_units(b_per_prompt, "b_per_prompt")
     if a.shape != b.shape:
         raise ValueError(f"paired values need equal shapes, got {a.shape} and {b.shape}")
     if a.size == 0:
-        return float("nan"), float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan"), float("nan")
     diff = _seed_mean(statistic, a) - _seed_mean(statistic, b)
-    if a.shape[1] < 2 or np.array_equal(a, b) or (_constant(a) and _constant(b)):
-        return diff, diff, diff
+    if a.shape[1] < 2:
+        return diff, diff, diff, float("nan")
+    if np.array_equal(a, b) or (_constant(a) and _constant(b)) or _constant(a - b):
+        return diff, diff, diff, 1.0 if diff == 0 else 0.0
 
     def on_units(idx: np.ndarray) -> np.ndarray:
         return (statistic(a[:, idx], axis=-1) - statistic(b[:, idx], axis=-1)).mean(axis=0)
 
-    low, high = _resample_units(
+    low, high, distribution = _resample_units(
         on_units, [a.shape[1]], False, 2 * a.size, n_resamples, confidence, seed, method
     )
-    return diff, low, high
+    return diff, low, high, bootstrap_p_value(distribution)
+
+
+def paired_difference_ci(
+    a_per_prompt: np.ndarray, b_per_prompt: np.ndarray, statistic: Statistic = np.mean, **kwargs: Any
+) -> tuple[float, float, float]:
+    """:func:`paired_difference_test` without the p-value: ``(difference, low, high)``."""
+    return paired_difference_test(a_per_prompt, b_per_prompt, statistic, **kwargs)[:3]
 
 
 def group_disparity_ci(
     groups: Sequence[np.ndarray],
     kind: str = "gap",
-    n_resamples: int = 1000,
+    n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     method: str = "percentile",
@@ -314,7 +362,7 @@ def group_disparity_ci(
         return spread.mean(axis=0)
 
     n_values = sum(arrays[i].size for i in varying)
-    low, high = _resample_units(
+    low, high, _ = _resample_units(
         on_units,
         [arrays[i].shape[1] for i in varying],
         False,
@@ -325,3 +373,77 @@ def group_disparity_ci(
         method,
     )
     return value, low, high
+
+
+# --------------------------------------------------------------------------- corrected disparity
+
+
+def _corrected_disparity(arrays: Sequence[np.ndarray], indices: Sequence[np.ndarray]) -> np.ndarray:
+    """Between-group variance of the group means minus its expected sampling variance.
+
+    ``arrays[g]`` is (n_seeds, n_g) per-prompt values of group g and
+    ``indices[g]`` an index array (..., n_g) into its prompts (resamples
+    first). With G group means m_g of n_g prompts and sampling variances
+    v_g = s_g^2 / n_g, ``E[var_g(m_g)] = tau^2 + mean_g(v_g)`` when the
+    group means differ by a true variance tau^2; the returned estimate of
+    tau^2 is ``var_g(m_g) - mean_g(v_g)`` (ddof 1 both), averaged over seeds.
+    """
+    means, noise = [], []
+    for values, idx in zip(arrays, indices, strict=True):
+        drawn = values[:, idx]  # (S, ..., n_g)
+        means.append(drawn.mean(axis=-1))
+        noise.append(drawn.var(axis=-1, ddof=1) / drawn.shape[-1])
+    between = np.stack(means).var(axis=0, ddof=1)  # (S, ...)
+    return (between - np.stack(noise).mean(axis=0)).mean(axis=0)
+
+
+def corrected_disparity(groups: Sequence[np.ndarray]) -> float:
+    """The noise-corrected disparity of :func:`corrected_disparity_test`, without an interval."""
+    arrays = [a for a in (_as_units(g, "group values") for g in groups) if a.shape[1] >= 2]
+    return float(_corrected_disparity(arrays, [np.arange(a.shape[1]) for a in arrays]))
+
+
+def corrected_disparity_test(
+    groups: Sequence[np.ndarray],
+    parent_groups: Sequence[np.ndarray] | None = None,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: str = "percentile",
+) -> tuple[float, float, float, float]:
+    """Noise-corrected disparity between groups, with a bootstrap over prompts within groups.
+
+    ``groups`` holds each group's per-prompt values (1-D or (n_seeds, n)).
+    The disparity is :func:`_corrected_disparity`: 0 when the groups differ
+    by no more than their sampling noise (it can then come out negative), the
+    variance of the true group means otherwise, in the metric's squared
+    units. Unlike the gap between the largest and smallest group mean, it
+    does not grow with within-group noise, so a model whose text varies less
+    does not look less biased. With ``parent_groups`` (the same prompts,
+    another model) the result is the paired difference of the two models'
+    disparities, each resample drawing the same prompts for both. Groups of
+    fewer than two prompts are left out (their noise cannot be estimated).
+    Returns ``(value, low, high, p)`` with the p-value of "value == 0".
+    """
+    arrays = [_as_units(g, "group values") for g in groups]
+    others = [_as_units(g, "parent group values") for g in parent_groups] if parent_groups else None
+    keep = [i for i, g in enumerate(arrays) if g.shape[1] >= 2]
+    if len(keep) < 2:
+        raise ValueError(f"a disparity needs two groups of two or more prompts, got {len(keep)}")
+    arrays = [arrays[i] for i in keep]
+    others = [others[i] for i in keep] if others else None
+
+    def statistic(*indices: np.ndarray) -> np.ndarray:
+        value = _corrected_disparity(arrays, indices)
+        return value - _corrected_disparity(others, indices) if others else value
+
+    value = float(statistic(*(np.arange(g.shape[1]) for g in arrays)))
+    low, high, distribution = _resample_units(
+        statistic, [g.shape[1] for g in arrays], False, 2 * sum(g.size for g in arrays),
+        n_resamples, confidence, seed, method,
+    )
+    # Resampling prompts adds sampling noise to the group means that the
+    # resampled noise estimate only partly removes: the resamples centre on the
+    # uncorrected variance, not on the estimate. Shift them back by that bias.
+    bias = float(np.mean(distribution)) - value
+    return value, low - bias, high - bias, bootstrap_p_value(distribution - bias)

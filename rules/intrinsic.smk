@@ -14,7 +14,7 @@ rule evaluate_intrinsic_bias:
         crows=intrinsic_set("crows_pairs"),
         stereoset=intrinsic_set("stereoset"),
         batch_size=config["intrinsic"]["batch_size"],
-        n_boot=config["intrinsic"]["n_boot"],
+        n_boot=config["bootstrap"]["n_resamples"],
         confidence=config["bootstrap"]["confidence"],
         seed=config["seed"],
         torch_threads=THREADS["model"],

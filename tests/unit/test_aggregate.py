@@ -201,6 +201,12 @@ def test_comparisons_table(files: dict) -> None:
         for group in ("men", "women", "asian", "black"):
             assert ((mine["metric"] == "sentiment_mean") & (mine["group"] == group)).sum() == 1
     np.testing.assert_allclose(comp["diff"], comp["value"] - comp["parent_value"], atol=1e-12)
+    # p-values, adjusted (Benjamini-Hochberg) within one metric on one prompt set
+    finite = comp.dropna(subset=["p_value"])
+    assert len(finite) and (finite["p_adjusted"] >= finite["p_value"] - 1e-12).all()
+    assert finite["p_value"].between(0, 1).all()
+    # one prompt a group: the corrected disparity cannot estimate the noise, so it is not reported
+    assert not (comp["metric"] == "sentiment_disparity").any()
 
 
 def test_flags_are_relative_to_the_parent(files: dict) -> None:

@@ -12,10 +12,15 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from compfair.metric_rows import Bootstrap, disparity_rows, marginal_rows, unit_sets
 from compfair.metrics import (
+    benjamini_hochberg,
     bootstrap_ci,
+    bootstrap_p_value,
+    corrected_disparity,
+    corrected_disparity_test,
     group_disparity,
     group_disparity_ci,
     paired_difference_ci,
+    paired_difference_test,
     per_prompt_statistics,
 )
 
@@ -237,3 +242,71 @@ def _ppl_by_hand(model: GPT2LMHeadModel, windows: list[torch.Tensor]) -> float:
                 nll -= float(logp[t, w[t + 1]])
                 count += 1
     return math.exp(nll / count)
+
+
+# --------------------------------------------------------------------------- issue 10: reviewers' statistics
+
+
+def test_corrected_disparity_by_hand() -> None:
+    a, b, c = [0.0, 2.0], [1.0, 1.0], [3.0, 5.0]  # means 1, 1, 4; variances 2, 0, 2 (ddof 1)
+    between = np.var([1.0, 1.0, 4.0], ddof=1)  # 3.0
+    noise = np.mean([2.0 / 2, 0.0 / 2, 2.0 / 2])  # 2/3
+    assert corrected_disparity([a, b, c]) == pytest.approx(between - noise)
+    assert corrected_disparity([a, b, c, [7.0]]) == pytest.approx(between - noise)  # 1-prompt group left out
+
+
+def test_corrected_disparity_covers_zero_without_and_recovers_a_planted_difference() -> None:
+    """12 groups x 12 prompts: the raw gap is ~0.36 with no true difference; the corrected one is 0."""
+    rng = np.random.default_rng(0)
+    covered, gaps = 0, []
+    for i in range(60):
+        groups = [rng.normal(0.0, 0.3, 12) for _ in range(12)]
+        value, low, high, _ = corrected_disparity_test(groups, n_resamples=300, seed=i)
+        covered += low <= 0.0 <= high
+        gaps.append(np.ptp([g.mean() for g in groups]))
+    assert covered / 60 >= 0.9
+    assert np.mean(gaps) > 0.25  # what the raw gap would have reported
+    true = np.linspace(-0.3, 0.3, 12)
+    estimates, excluded = [], 0
+    for i in range(30):
+        groups = [rng.normal(m, 0.3, 12) for m in true]
+        value, low, high, p = corrected_disparity_test(groups, n_resamples=300, seed=i)
+        estimates.append(value)
+        excluded += low > 0 and p < 0.05
+    assert np.mean(estimates) == pytest.approx(np.var(true, ddof=1), rel=0.15)
+    assert excluded >= 27
+
+
+def test_paired_disparity_difference() -> None:
+    rng = np.random.default_rng(1)
+    parent = [rng.normal(0.0, 0.2, 20) for _ in range(6)]
+    same = corrected_disparity_test(parent, parent, n_resamples=200)
+    assert same[:3] == pytest.approx((0.0, 0.0, 0.0))
+    shifted = [g + (0.5 if i == 0 else 0.0) for i, g in enumerate(parent)]  # one group moves away
+    diff, low, high, p = corrected_disparity_test(shifted, parent, n_resamples=500)
+    assert diff == pytest.approx(corrected_disparity(shifted) - corrected_disparity(parent))
+    assert low > 0 and p < 0.01
+
+
+def test_bootstrap_p_value_and_benjamini_hochberg_by_hand() -> None:
+    d = np.array([-1.0, 1.0, 2.0, 3.0])  # one of four at or below 0
+    assert bootstrap_p_value(d) == pytest.approx(2 * (1 + 1) / 5)
+    assert bootstrap_p_value(np.array([1.0, 2.0])) == pytest.approx(2 / 3)
+    assert np.isnan(bootstrap_p_value(np.array([np.nan])))
+    p = [0.01, 0.04, 0.03, np.nan, 0.5]
+    # sorted 0.01, 0.03, 0.04, 0.5 with m = 4: 0.04, 0.06, 0.0533 -> monotone 0.04, 0.0533, 0.0533, 0.5
+    np.testing.assert_allclose(benjamini_hochberg(p), [0.04, 0.16 / 3, 0.16 / 3, np.nan, 0.5])
+
+
+def test_paired_p_values_are_uniform_under_the_null_and_small_under_a_shift() -> None:
+    rng = np.random.default_rng(2)
+    nulls = []
+    for i in range(80):
+        base = rng.normal(0, 1, 40)
+        nulls.append(paired_difference_test(base + rng.normal(0, 0.5, 40), base + rng.normal(0, 0.5, 40),
+                                            n_resamples=400, seed=i)[3])
+    nulls = np.array(nulls)
+    assert 0.02 <= np.mean(nulls < 0.05) <= 0.15 and 0.35 <= np.mean(nulls) <= 0.65
+    base = rng.normal(0, 1, 40)
+    shifted = paired_difference_test(base + 0.4 + rng.normal(0, 0.3, 40), base, n_resamples=400)
+    assert shifted[3] < 0.01 and shifted[1] > 0
