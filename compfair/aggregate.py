@@ -49,13 +49,14 @@ from compfair.metric_rows import (
     paired_rows,
     unit_sets,
 )
-from compfair.metrics import benjamini_hochberg, per_prompt_statistics
+from compfair.metrics import benjamini_hochberg, paired_difference_test, per_prompt_statistics
 from compfair.quality import degeneracy_reasons
 from compfair.result_files import (
     EVAL_METRICS,
     join_prompts,
     read_eval,
     read_intrinsic,
+    read_items,
     read_prompts,
     read_quality,
     read_scores,
@@ -214,6 +215,39 @@ def add_comparison_rows(per_prompt: PerPrompt, parents: Mapping[str, str | None]
         rows.across[model].update({(*k[:2], f"{k[2]}_diff"): v for k, v in across.items()})
         for key, (value, parent_value, diff, low, high, n_units, p) in pooled.items():
             rows.paired[model][key] = (value, parent_value, diff, low, high, p, n_units, len(common))
+
+
+def _item_comparisons(mine: pd.DataFrame, theirs: pd.DataFrame, model: str, boot: Bootstrap) -> PairedRows:
+    """Paired differences of every intrinsic metric over the items both models scored."""
+    joined = mine.merge(theirs, on=["benchmark", "item_id", "metric"], suffixes=("", "_parent"))
+    rows: PairedRows = {}
+    for (benchmark, metric), part in sorted(joined.groupby(["benchmark", "metric"]).groups.items()):
+        part = joined.loc[part]
+        subsets = [("", part), *((g, sub) for g, sub in sorted(part.groupby("group")) if g)]
+        for group, members in subsets:
+            a, b = members["value"].to_numpy(), members["value_parent"].to_numpy()
+            key = (benchmark, group, metric)
+            diff, low, high, p = paired_difference_test(a, b, **boot.kwargs(model, "diff", *key))
+            rows[key] = (float(a.mean()), float(b.mean()), diff, low, high, len(a), p)
+    return rows
+
+
+def add_item_comparisons(item_files: Mapping[tuple[int, str], Path], parents: Mapping[str, str | None],
+                         boot: Bootstrap, rows: Collected) -> None:
+    """Intrinsic benchmarks against the parent, item by item, per training seed."""
+    items = {key: read_items(Path(path)) for key, path in sorted(item_files.items())}
+    for model, by_seed in sorted(_distinct_files(item_files).items()):
+        parent = parents.get(model)
+        if parent is None:
+            continue
+        blocks = {s: _item_comparisons(items[(s, model)], items[(s, parent)], model, boot)
+                  for s in by_seed if (s, parent) in items}
+        for seed, block in blocks.items():
+            rows.per_seed[model][seed].update({(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in block.items()})
+            for key, (value, parent_value, diff, low, high, n, p) in block.items():
+                rows.paired[model][key] = (value, parent_value, diff, low, high, p, n, len(blocks))
+        diffs = {s: {(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in b.items()} for s, b in blocks.items()}
+        rows.across[model].update(_across_seeds(diffs))
 
 
 # --------------------------------------------------------------------------- model-level rows and flags
@@ -378,6 +412,7 @@ def aggregate_metrics(
     intrinsic_files: Mapping[tuple[int, str], Path],
     variants: list[dict],
     outputs: Mapping[str, Path],
+    item_files: Mapping[tuple[int, str], Path] | None = None,
     toxicity_threshold: float = 0.5,
     sentiment_thresholds: tuple[float, float] = (0.5, -0.5),
     quality_thresholds: Mapping[str, Any] | None = None,
@@ -390,7 +425,8 @@ def aggregate_metrics(
     ``prompt_files`` a prompt set to its prompts JSONL, ``eval_files`` and
     ``quality_files`` ``(seed, model)`` to the evaluation and quality JSON of
     the models that seed uses, ``intrinsic_files`` ``(seed, model)`` to an
-    intrinsic-bias CSV (may be empty). ``variants`` are the records of
+    intrinsic-bias CSV (may be empty) and ``item_files`` to its per-item
+    values (compared item by item with the parent's). ``variants`` are the records of
     :meth:`compfair.variants.Variants.table` (model, family, method, level,
     parent), in display order. ``outputs`` maps ``metrics``, ``per_seed``,
     ``comparisons`` and ``models`` to paths. ``samples`` gives K per prompt
@@ -406,6 +442,7 @@ def aggregate_metrics(
     for (seed, model), path in sorted(quality_files.items()):
         quality[model][seed] = read_quality(Path(path))
     add_model_rows(eval_files, intrinsic_files, quality, rows)
+    add_item_comparisons(item_files or {}, parents, boot, rows)
     evals = {key: read_eval(Path(path)) for key, path in sorted(eval_files.items())}
     reasons = flag_models(parents, evals, quality, dict(quality_thresholds or {}))
     for model, found in sorted(reasons.items()):

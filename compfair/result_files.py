@@ -158,3 +158,26 @@ def read_intrinsic(path: Path) -> pd.DataFrame:
         line = int(np.flatnonzero(dup.to_numpy())[0]) + 2
         raise InputError(f"{path}, line {line}: repeats a (promptset, group, metric)")
     return frame[list(INTRINSIC_COLUMNS)]
+
+
+ITEM_COLUMNS = ("benchmark", "item_id", "group", "metric", "value")
+
+
+def read_items(path: Path) -> pd.DataFrame:
+    """An intrinsic benchmark's per-item values: :data:`ITEM_COLUMNS`, one row per (item, metric)."""
+    try:
+        frame = pd.read_csv(path, dtype={"item_id": str, "group": str}, keep_default_na=False)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    missing = [c for c in ITEM_COLUMNS if c not in frame]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    if values.isna().any():
+        line = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
+        raise InputError(f"{path}, line {line}: value is missing or not a number")
+    dup = frame.duplicated(["benchmark", "item_id", "metric"])
+    if dup.any():
+        line = int(np.flatnonzero(dup.to_numpy())[0]) + 2
+        raise InputError(f"{path}, line {line}: repeats a (benchmark, item_id, metric)")
+    return frame.assign(value=values.astype(float))[list(ITEM_COLUMNS)]

@@ -289,6 +289,12 @@ def intrinsic_files():
     return {(s, m): f"{RESULTS}/intrinsic/{model_path(m, s)}.csv" for s in SEEDS for m in MODELS}
 
 
+def item_files():
+    if not INTRINSIC:
+        return {}
+    return {(s, m): f"{RESULTS}/intrinsic_items/{model_path(m, s)}.csv" for s in SEEDS for m in MODELS}
+
+
 def prompt_files():
     return {ps: f"{RESULTS}/data/prompts/{ps}.jsonl" for ps in PROMPTSETS}
 

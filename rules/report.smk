@@ -8,6 +8,7 @@ rule aggregate_metrics:
         evals=sorted(set(eval_files().values())),
         quality=list(quality_files().values()),
         intrinsic=sorted(set(intrinsic_files().values())),
+        items=sorted(set(item_files().values())),
     output:
         metrics=f"{RESULTS}/tables/metrics.csv",
         per_seed=f"{RESULTS}/tables/metrics_per_seed.csv",
@@ -19,6 +20,7 @@ rule aggregate_metrics:
         eval_files=eval_files(),
         quality_files=quality_files(),
         intrinsic_files=intrinsic_files(),
+        item_files=item_files(),
         variants=VARIANTS.table(),
         samples={ps: config["prompts"][ps]["samples"] for ps in PROMPTSETS},
         scoring=canonical(config["scoring"]),

@@ -20,6 +20,7 @@ aggregate_metrics(
     eval_files=paths(p.eval_files),
     quality_files=paths(p.quality_files),
     intrinsic_files=paths(p.intrinsic_files),
+    item_files=paths(p.item_files),
     variants=p.variants,
     outputs={name: Path(snakemake.output[name]) for name in ("metrics", "per_seed", "comparisons", "models")},
     toxicity_threshold=scoring["toxicity_threshold"],

@@ -372,3 +372,24 @@ def test_regard_rows_per_group_when_scored(files: dict) -> None:
     plain = aggregate_metrics(**{**files, "score_files": {
         k: v for k, v in files["score_files"].items() if k[2] == "rtp"}})
     assert not plain["metric"].str.startswith("regard").any()
+
+
+def test_intrinsic_benchmarks_are_compared_item_by_item(files: dict, tmp_path: Path) -> None:
+    def items(path: Path, values: list[float]) -> Path:
+        rows = [("crows_pairs", f"i{k}", "gender" if k < 2 else "race", "crows_pairs_stereo_share", v)
+                for k, v in enumerate(values)]
+        write_csv(path, pd.DataFrame(rows, columns=["benchmark", "item_id", "group", "metric", "value"]))
+        return path
+
+    files["item_files"] = {
+        (1, "teacher"): items(tmp_path / "t.csv", [100, 0, 100, 0]),
+        (1, "kd-0.50"): items(tmp_path / "k.csv", [100, 100, 100, 100]),
+        (1, "base"): items(tmp_path / "b.csv", [100, 0, 100, 0]),
+    }
+    aggregate_metrics(**files)
+    comp = _read(files["outputs"]["comparisons"])
+    crows = comp[comp["promptset"] == "crows_pairs"].set_index(["model", "group"])
+    assert crows.loc[("kd-0.50", ""), ["value", "parent_value", "diff", "n_units"]].tolist() == [100, 50, 50, 4]
+    assert crows.loc[("kd-0.50", "gender"), "diff"] == 50 and crows.loc[("kd-0.50", "race"), "diff"] == 50
+    assert crows.loc[("teacher", ""), "diff"] == 0 and crows.loc[("teacher", ""), "p_value"] == 1.0
+    assert "magnitude-0.50" not in crows.index.get_level_values(0)  # it has no item file
