@@ -241,9 +241,13 @@ def setup_logging(
     import sys
 
     if threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
+        # Before torch is imported the environment decides its thread count; a
+        # job that has imported it already is set directly. Jobs that never use
+        # torch (the offline scorer, the tables) do not pay for importing it.
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(max(1, int(threads)))
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(max(1, int(threads)))
 
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)

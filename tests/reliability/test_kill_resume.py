@@ -1,9 +1,11 @@
-"""Kill the smoke workflow at three points, rerun it, and get the same tables.
+"""Kill the smoke workflow at five points, rerun it, and get the same tables.
 
 One scratch directory goes through: run -> SIGKILL (Snakemake and its jobs)
 while the teacher is being fine-tuned, after its first checkpoint -> rerun ->
-SIGKILL while continuations are generated -> rerun -> SIGKILL while the
-metrics are aggregated -> rerun to the end. After every kill, every file under
+SIGKILL while a model is compressed -> rerun -> SIGKILL while continuations
+are generated -> rerun -> SIGKILL while continuations are scored or a model's
+intrinsic bias is evaluated -> rerun -> SIGKILL while the metrics are
+aggregated -> rerun to the end. After every kill, every file under
 ``results/`` must be complete (the atomic writes promise it); at the end the
 tables and the teacher's weights must be byte-identical to an uninterrupted
 run's (the session's ``smoke_run``), and the rerun of the teacher must have
@@ -73,14 +75,15 @@ def _group_members(pgid: int) -> list[tuple[int, str]]:
     return members
 
 
-def script_running(rule: str, for_s: float) -> Callable[[int, Path], bool]:
-    """Kill point: the script of ``rule`` has been running for ``for_s`` seconds."""
+def script_running(rule: str | tuple[str, ...], for_s: float) -> Callable[[int, Path], bool]:
+    """Kill point: the script of ``rule`` (or of one of several) has run for ``for_s`` seconds."""
+    rules = (rule,) if isinstance(rule, str) else rule
     seen: dict[int, float] = {}
 
     def check(pgid: int, workdir: Path) -> bool:
         now = time.monotonic()
         for pid, cmd in _group_members(pgid):
-            if f".{rule}.py" in cmd:
+            if any(f".{r}.py" in cmd for r in rules):
                 if now - seen.setdefault(pid, now) >= for_s:
                     return True
         return False
@@ -246,7 +249,10 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
     workdir.mkdir()
     points = [
         ("finetune_teacher, after its first checkpoint", teacher_checkpointed),
+        ("compress_model, mid-job", script_running("compress_model", 0.5)),
         ("generate_continuations, while sampling", generating),
+        ("scoring or the intrinsic evaluation, mid-job",
+         script_running(("score_continuations", "evaluate_intrinsic_bias"), 0.5)),
         ("aggregate_metrics, mid-job", script_running("aggregate_metrics", 1.0)),
     ]
     kills: list[Kill] = []
@@ -275,7 +281,11 @@ def test_kills_landed_where_intended(killed_run: KilledRun) -> None:
     first = killed_run.kills[0]
     assert not first.teacher_done, "the first kill came after the teacher was saved"
     assert f"results/smoke/models/seed-{SEED}/teacher" in first.incomplete
-    aggregate = killed_run.kills[2]
+    compress = killed_run.kills[1]
+    assert any(p.startswith(f"results/smoke/models/seed-{SEED}/") for p in compress.incomplete), compress
+    scoring = killed_run.kills[3]
+    assert any(p.startswith(("results/smoke/scores/", "results/smoke/intrinsic/")) for p in scoring.incomplete), scoring
+    aggregate = killed_run.kills[4]
     assert "results/smoke/tables/metrics.csv" in aggregate.incomplete
 
 
