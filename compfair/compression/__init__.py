@@ -84,10 +84,12 @@ class CompressionMethod(abc.ABC):
     def apply(
         self, model: Any, level: Any, options: Mapping[str, Any], context: Context
     ) -> dict[str, Any]:
-        """Compress ``model`` (a loaded causal LM) in place to ``level``; return a report.
+        """Compress ``model`` (a loaded causal LM) to ``level``; return a report.
 
-        The report is JSON-serialisable and says what was done, measured
-        (e.g. the measured sparsity, per matrix).
+        In place, or, for a method that builds another model (depth pruning
+        drops whole blocks), by leaving the new model in
+        ``context.extra["model"]``. The report is JSON-serialisable and says
+        what was done, measured (e.g. the measured sparsity, per matrix).
         """
 
     @abc.abstractmethod

@@ -75,6 +75,7 @@ def compress_model(
     log.info("compressing %s with %s at level %s (%s)", parent_dir, method, level, dict(options))
     with torch.no_grad():
         report = impl.apply(model, level, options, context)
+    model = context.extra.pop("model", model)  # a method may build a new model (depth pruning)
     prov = io.provenance(
         step="compress_model",
         variant=variant,

@@ -1,0 +1,74 @@
+"""Round-to-nearest (RTN) weight-only quantization: the baseline of GPTQ and AWQ.
+
+``rtn`` rounds every attention and MLP matrix of the decoder blocks onto a
+``b``-bit uniform grid (levels: bits, 2 to 8), one grid per group of
+``group_size`` consecutive input columns of each output row of the ``[out,
+in]`` view (``group_size: null``: one grid per output row). Asymmetric grids
+(the default) have an integer zero point, symmetric ones (``sym: true``) are
+absmax grids; see :mod:`compfair.compression.quantize` for the exact
+conventions. Embeddings, norms, biases and the LM head stay in full precision,
+as in GPTQ's and AWQ's RTN baselines (Frantar et al. 2023; Lin et al. 2024).
+
+The weights are stored *dequantized* in fp32: the folder loads with plain
+transformers and generation runs on exactly the values the quantized model
+computes with. The report gives each matrix's relative Frobenius and largest
+absolute error; verification checks, on the reloaded model, that every group
+holds at most ``2^b`` values on its grid and that the weights are the ones
+checked at quantization time to lie within half a step of the originals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from compfair.compression import CompressionMethod, Context, register_method
+
+OPTIONS = {
+    "properties": {
+        "sym": {
+            "type": "boolean",
+            "default": False,
+            "description": "Symmetric absmax grids (no zero point) instead of asymmetric ones.",
+        },
+        "group_size": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": 128,
+            "description": "Input columns sharing one grid; null: one grid per output row.",
+        },
+    }
+}
+
+
+@register_method("rtn")
+class RoundToNearest(CompressionMethod):
+    family = "quantization"
+    level_kind = "integer"
+    options_schema = OPTIONS
+    summary = "round-to-nearest weight-only quantization per group of input columns"
+
+    def check_level(self, level: Any) -> str | None:
+        if isinstance(level, bool) or not isinstance(level, int) or not 2 <= level <= 8:
+            return f"rtn quantizes to 2 to 8 bits, got {level!r}"
+        return None
+
+    def _options(self, options: Mapping[str, Any]) -> tuple[int | None, bool]:
+        merged = {**self.defaults(), **options}
+        return merged["group_size"], bool(merged["sym"])
+
+    def apply(self, model: Any, level: Any, options: Mapping[str, Any], context: Context) -> dict:
+        from compfair.compression.quantize import quantize_model
+        from compfair.io import InputError
+
+        problem = self.check_level(level)
+        if problem:
+            raise InputError(problem)
+        group_size, sym = self._options(options)
+        return quantize_model(model, int(level), group_size, sym)
+
+    def verify(self, model: Any, level: Any, options: Mapping[str, Any], report: Mapping) -> dict:
+        from compfair.compression.quantize import verify_model
+
+        group_size, sym = self._options(options)
+        return verify_model(model, int(level), group_size, sym, report)
