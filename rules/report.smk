@@ -8,7 +8,7 @@ rule aggregate_metrics:
         evals=sorted(set(eval_files().values())),
         quality=list(quality_files().values()),
         intrinsic=sorted(set(intrinsic_files().values())),
-        items=sorted(set(item_files().values())),
+        per_item=sorted(set(item_files().values())),
     output:
         metrics=f"{RESULTS}/tables/metrics.csv",
         per_seed=f"{RESULTS}/tables/metrics_per_seed.csv",
