@@ -72,8 +72,8 @@ COMPARISON_COLUMNS = [
     *MODEL_COLUMNS, *KEY_COLUMNS, "value", "parent_value", "diff", "ci_low", "ci_high",
     "p_value", "p_adjusted", "n_units", "n_seeds", "flagged",
 ]
-MODELS_COLUMNS = [*MODEL_COLUMNS, "perplexity", "perplexity_ratio", "n_parameters", "sparsity",
-                  "flagged", "flag_reasons"]
+MODELS_COLUMNS = [*MODEL_COLUMNS, "perplexity", "perplexity_ratio", "n_parameters", "n_prunable",
+                  "sparsity", "flagged", "flag_reasons"]
 #: Row order of the metrics inside a (model, promptset) block; others follow by name.
 METRIC_ORDER = [
     *EVAL_METRICS,
@@ -359,7 +359,8 @@ def _models_table(variants: list[dict], evals: Mapping, reasons: Mapping[str, li
         parent_ppl = (float(np.mean([e["perplexity"] for e in by_model[v["parent"]]]))
                       if v["parent"] and by_model.get(v["parent"]) else math.nan)
         records.append((v["model"], v["family"], v["method"], v["level"], v["parent"], mean["perplexity"],
-                        mean["perplexity"] / parent_ppl, mean["n_parameters"], mean["sparsity"],
+                        mean["perplexity"] / parent_ppl, mean["n_parameters"], mean["n_prunable"],
+                        mean["sparsity"],
                         v["model"] in reasons, "; ".join(reasons.get(v["model"], []))))
     return pd.DataFrame.from_records(records, columns=MODELS_COLUMNS)
 

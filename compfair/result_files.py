@@ -17,7 +17,7 @@ import pandas as pd
 from compfair.io import InputError, read_json, read_jsonl
 from compfair.quality import QUALITY_METRICS
 
-EVAL_METRICS = ("perplexity", "n_parameters", "sparsity")
+EVAL_METRICS = ("perplexity", "n_parameters", "n_prunable", "sparsity")
 INTRINSIC_COLUMNS = ("promptset", "group", "metric", "value", "ci_low", "ci_high")
 #: Quality keys a report may lack: their rows are then left out.
 OPTIONAL_QUALITY = ("gender_polarity_male_share", "gender_polarity_female_share")

@@ -2,9 +2,11 @@
 # (compfair.variants), the experimental axes and input functions. Nothing here
 # runs a job.
 
+import functools
 import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from snakemake.utils import validate
 
 from compfair.compression import get_method, load_plugins
 from compfair.config import canonical, config_errors, missing_paths, unknown_names
+from compfair.data.sources import source_problems
+from compfair.plots import figure_specs
 from compfair.scoring import SCORERS
 from compfair.variants import BASE, TEACHER, build_variants, variant_problems
 
@@ -30,7 +34,12 @@ try:
     load_plugins(config["plugins"], REPO)
 except (FileNotFoundError, ImportError) as exc:
     raise WorkflowError(f"invalid configuration:\n  {exc}")
-_problems = missing_paths(config, REPO) + unknown_names(config) + variant_problems(config)
+_problems = (
+    missing_paths(config, REPO)
+    + source_problems(config, REPO)
+    + unknown_names(config)
+    + variant_problems(config)
+)
 if _problems:
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(_problems))
 
@@ -89,15 +98,9 @@ wildcard_constraints:
     shard="[0-9]+",
 
 
-FIGURE_NAMES = [
-    "metrics_vs_sparsity",
-    "distillation",
-    "tradeoff",
-    "bold_heatmap",
-    "sentiment_by_group",
-    "scorer_calibration",
-]
-FIGURES = expand(f"{RESULTS}/figures/{{name}}.png", name=FIGURE_NAMES)
+# The figures are plug-ins too (compfair/plots/): one module and one caption each.
+FIGURE_SPECS = figure_specs()
+FIGURES = [f"{RESULTS}/figures/{s.name}.png" for s in FIGURE_SPECS]
 
 
 # ---- resources ------------------------------------------------------------
@@ -226,15 +229,17 @@ def checkpoint_dir(stage):
 # ---- shards -----------------------------------------------------------------
 
 
-def _count_lines(path):
-    with open(path, encoding="utf-8") as fh:
+@functools.lru_cache(maxsize=None)
+def _count_lines(path, mtime_ns):
+    """Non-empty lines of a prompts file (cached: every gather job of a prompt set asks)."""
+    with open(path, "rb") as fh:
         return sum(1 for line in fh if line.strip())
 
 
 def shard_ids(promptset):
     """Shard indices of a prompt set; known once its prompts are prepared."""
     prompts = checkpoints.prepare_prompts.get(promptset=promptset).output[0]
-    n = _count_lines(prompts)
+    n = _count_lines(prompts, os.stat(prompts).st_mtime_ns)
     size = config["generation"]["shard_size"]
     return list(range(max(1, math.ceil(n / size))))
 

@@ -60,43 +60,21 @@ rule gather_benchmarks:
 rule plot_figures:
     input:
         metrics=f"{RESULTS}/tables/metrics.csv",
+        comparisons=f"{RESULTS}/tables/comparisons.csv",
         models=f"{RESULTS}/tables/models.csv",
-        bias_prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
         calibration=f"{RESULTS}/tables/scorer_calibration.csv",
+        audit=f"{RESULTS}/tables/scorer_audit.csv",
+        bias_prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
     output:
-        report(
-            f"{RESULTS}/figures/metrics_vs_sparsity.png",
-            caption="../report/metrics_vs_sparsity.rst",
-            category="Toxicity",
-        ),
-        report(
-            f"{RESULTS}/figures/distillation.png",
-            caption="../report/distillation.rst",
-            category="Toxicity",
-        ),
-        report(
-            f"{RESULTS}/figures/tradeoff.png",
-            caption="../report/tradeoff.rst",
-            category="Quality",
-        ),
-        report(
-            f"{RESULTS}/figures/bold_heatmap.png",
-            caption="../report/bold_heatmap.rst",
-            category="Bias",
-        ),
-        report(
-            f"{RESULTS}/figures/sentiment_by_group.png",
-            caption="../report/sentiment_by_group.rst",
-            category="Bias",
-        ),
-        report(
-            f"{RESULTS}/figures/scorer_calibration.png",
-            caption="../report/scorer_calibration.rst",
-            category="Quality",
-        ),
+        [
+            report(path, caption=f"../{spec.caption}", category=spec.category)
+            for path, spec in zip(FIGURES, FIGURE_SPECS)
+        ],
     params:
         toxicity_promptset=config["report"]["toxicity_promptset"],
         bias_promptset=config["report"]["bias_promptset"],
+        confidence=config["bootstrap"]["confidence"],
+        max_perplexity_ratio=config["quality_thresholds"]["max_perplexity_ratio"],
     log:
         f"{LOGS}/plot_figures.log",
     resources:

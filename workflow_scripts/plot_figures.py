@@ -1,17 +1,22 @@
-"""Rule plot_figures: the figures of the report."""
+"""Rule plot_figures: every registered figure of the report."""
 
 from pathlib import Path
 
 from compfair.io import setup_logging
-from compfair.plots import plot_all
+from compfair.plots import FigureOptions, group_domains_from_prompts, plot_all, read_tables
 
 setup_logging(snakemake.log[0])
-written = plot_all(
-    Path(snakemake.input.metrics),
-    Path(snakemake.output[0]).parent,
-    bias_prompts=Path(snakemake.input.bias_prompts),
-    promptset=snakemake.params.toxicity_promptset,
-    bias_promptset=snakemake.params.bias_promptset,
-    calibration_csv=Path(snakemake.input.calibration),
+inputs, params = snakemake.input, snakemake.params
+tables = read_tables(
+    inputs.metrics, inputs.comparisons, inputs.models,
+    calibration=inputs.calibration, audit=inputs.audit,
 )
+options = FigureOptions(
+    params.toxicity_promptset,
+    params.bias_promptset,
+    params.confidence,
+    group_domains_from_prompts(inputs.bias_prompts),
+    params.max_perplexity_ratio,
+)
+written = plot_all(tables, Path(snakemake.output[0]).parent, options)
 assert sorted(map(str, written)) == sorted(snakemake.output), "figure names differ from the rule's outputs"
