@@ -147,7 +147,7 @@ def test_unknown_scorer_is_named_with_the_known_ones() -> None:
     messages = unknown_names({"scoring": {"toxicity_scorer": "nope", "scorer_options": {}}})
     assert messages == [
         "config key scoring.toxicity_scorer: unknown scorer 'nope' "
-        "(known: detoxify, hf_classifier, profanity_check)"
+        "(known: detoxify, hf_classifier, jigsaw_bilstm, profanity_check)"
     ]
 
 

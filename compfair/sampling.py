@@ -1,0 +1,279 @@
+"""Exact nucleus (top-p) sampling without sorting the vocabulary, driven by counter-based uniforms.
+
+The nucleus
+-----------
+For one row of logits ``z`` over a vocabulary of ``V`` tokens and a temperature ``T``, let
+``s = z / T`` (float32) and ``p_i = exp(s_i - logsumexp(s))``: the log-normaliser is taken in
+float32, the exponent and every sum after it in float64. Order the tokens *canonically*: by
+descending ``s_i`` (the same as descending ``p_i``), ties broken by ascending token id. The
+*nucleus* is the shortest prefix of that order whose cumulative probability is ``>= top_p``; it
+holds at least one token, and it is the whole vocabulary when ``top_p >= 1`` or when rounding keeps
+every prefix below ``top_p``. A draw picks nucleus token ``i`` with probability
+``p_i / sum(p over the nucleus)``: given a uniform ``u`` in ``[0, 1)``, it is the first nucleus token
+in canonical order whose cumulative probability exceeds ``u * sum(p over the nucleus)`` (inverse CDF),
+so a draw is a pure function of the logits and ``u``.
+
+Finding the nucleus does not need a sort of the vocabulary when the distribution is peaked:
+``topk(k + 1)`` (``k = top_k_cut``, 256 by default) gives the ``k`` most likely tokens; when they
+already hold ``top_p`` of the mass, the nucleus is a prefix of them. ``topk`` leaves the order and the
+choice among equal values unspecified, so the kept tokens are put in canonical order by a sort of
+``k`` elements, and the pre-cut is rejected for a row when the ``(k+1)``-th value equals the ``k``-th
+(a tie reaching outside the kept set) and the nucleus ends inside that tie: then the kept tokens of
+that value need not be the lowest ids. Rejected rows retry with ``4k`` (while ``4k <= V / 8``), and
+then fall back to a stable full sort, which is canonical by construction (flat distributions: random
+or broken models). Every path computes the same floats in the same order (on the CPU, where
+``cumsum`` runs sequentially along a row; a CUDA scan may round a path's sums differently in the
+last bit), so the path a row takes does not change its nucleus or its draw. A row's result never
+depends on the other rows of the batch.
+
+Relation to Hugging Face's ``TopPLogitsWarper``
+-----------------------------------------------
+The warper sorts ascending, takes the float32 cumulative softmax and removes the tokens whose
+cumulative probability is ``<= 1 - top_p`` (keeping at least one), then ``multinomial`` samples the
+renormalised rest. In exact arithmetic a token survives there iff the mass strictly before it in
+descending order is ``< top_p``, which is the rule above, so both sample the same distribution. They
+can differ (i) on ties at the boundary: its sort is not stable, so *which* of several equally likely
+tokens is kept is arbitrary there, the lowest ids here; and (ii) where the cumulative mass is within
+rounding of ``top_p``: it sums ~50k float32 terms from the small end, this sums float64 terms from the
+large end, so a token whose inclusion hinges on the last bits can be in one nucleus and not the other.
+
+Uniforms
+--------
+:func:`row_key` hashes ``(seed, prompt_id, sample)`` with BLAKE2b to a 64-bit key; the uniform of a
+row at decode step ``t`` is the ``t``-th output of a SplitMix64 stream started at that key (a
+counter-based generator, vectorised in NumPy ``uint64``). No global random state is read or changed,
+so a continuation depends only on its key, never on the batch or the order it was drawn in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from compfair.io import InputError
+
+TOP_K_CUT = 256
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2^64 / golden ratio, odd
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+# --------------------------------------------------------------------------
+# The nucleus
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Nucleus:
+    """The nuclei of a batch of rows, in canonical order.
+
+    ``ids`` (long) and ``cumulative`` (float64, unnormalised cumulative probabilities ``p``) have
+    shape ``(B, W)``; row ``b``'s nucleus is its first ``size[b]`` entries. Past it, ``ids`` and
+    ``cumulative`` hold the next tokens of the canonical order or padding (id 0, ``+inf``), so
+    ``cumulative`` stays non-decreasing along a row.
+    """
+
+    ids: torch.Tensor
+    cumulative: torch.Tensor
+    size: torch.Tensor
+
+    def mass(self) -> torch.Tensor:
+        """The probability mass of each nucleus, shape ``(B,)`` float64."""
+        return self.cumulative.gather(1, (self.size - 1)[:, None]).squeeze(1)
+
+    def probabilities(self) -> torch.Tensor:
+        """The renormalised draw probabilities, shape ``(B, W)`` float64, zero past ``size``."""
+        prev = torch.nn.functional.pad(self.cumulative[:, :-1], (1, 0))
+        p = (self.cumulative - prev).nan_to_num(posinf=0.0)
+        inside = torch.arange(p.shape[1], device=p.device)[None, :] < self.size[:, None]
+        return torch.where(inside, p, 0.0) / self.mass()[:, None]
+
+
+def _check_args(logits: torch.Tensor, top_p: float, temperature: float, top_k_cut: int) -> None:
+    if logits.dim() != 2 or logits.shape[1] < 1:
+        raise InputError(f"logits must have shape (batch, vocab), got {tuple(logits.shape)}")
+    if not 0.0 < top_p <= 1.0:
+        raise InputError(f"top_p must be in (0, 1], got {top_p}")
+    if temperature <= 0.0:
+        raise InputError(f"temperature must be > 0, got {temperature}")
+    if top_k_cut < 1:
+        raise InputError(f"top_k_cut must be >= 1, got {top_k_cut}")
+
+
+def _prefix(
+    values: torch.Tensor, lse: torch.Tensor, top_p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cumulative probabilities of canonically ordered ``values`` and the nucleus size per row."""
+    cumulative = torch.cumsum(torch.exp(values.double() - lse[:, None]), dim=1)
+    if top_p >= 1.0:
+        size = torch.full_like(lse, values.shape[1], dtype=torch.long)
+    else:
+        size = ((cumulative < top_p).sum(dim=1) + 1).clamp(max=values.shape[1])
+    return cumulative, size
+
+
+def _canonical(values: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reorder rows of descending ``values`` so that ties come by ascending id (two small sorts).
+
+    Rows without equal neighbours are already canonical and are left as they are.
+    """
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=1)
+    if not bool(tied.any()):
+        return values, ids
+    rows = tied.nonzero().squeeze(1)
+    sub_ids, by_id = torch.sort(ids[rows], dim=1)
+    sub_values, order = torch.sort(
+        values[rows].gather(1, by_id), dim=1, descending=True, stable=True
+    )
+    values, ids = values.clone(), ids.clone()
+    values[rows], ids[rows] = sub_values, sub_ids.gather(1, order)
+    return values, ids
+
+
+def _topk_path(
+    scaled: torch.Tensor, lse: torch.Tensor, top_p: float, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nucleus from a ``topk`` pre-cut; returns ``(ids, cumulative, size, exact)`` per row.
+
+    ``exact`` is False for rows whose nucleus is longer than ``k`` tokens, or ends inside a tie that
+    reaches past the ``k`` kept tokens (their ids there could be the wrong ones).
+    """
+    top_values, top_ids = torch.topk(scaled, k + 1, dim=1)  # sorted: descending values
+    values, ids = _canonical(top_values[:, :k], top_ids[:, :k])
+    cumulative, size = _prefix(values, lse, top_p)
+    kth = top_values[:, k - 1 : k]
+    above_kth = (values > kth).sum(dim=1)
+    tie_outside = top_values[:, k] == top_values[:, k - 1]
+    reached = cumulative[:, -1] >= top_p
+    exact = reached & (~tie_outside | (size <= above_kth))
+    return ids, cumulative, size, exact
+
+
+def _sort_path(
+    scaled: torch.Tensor, lse: torch.Tensor, top_p: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nucleus from a stable full sort (canonical: equal values keep ascending id order)."""
+    values, ids = torch.sort(scaled, dim=1, descending=True, stable=True)
+    cumulative, size = _prefix(values, lse, top_p)
+    return ids, cumulative, size
+
+
+def nucleus(
+    logits: torch.Tensor, top_p: float, temperature: float = 1.0, top_k_cut: int = TOP_K_CUT
+) -> Nucleus:
+    """The nucleus of each row of ``logits`` (shape ``(B, V)``, any float dtype), as defined above.
+
+    ``top_k_cut`` is the first pre-cut tried; it changes the speed, never the result. Non-finite
+    log-normalisers (NaN or ``+inf`` logits, or a row of ``-inf``) and bad arguments raise
+    :class:`InputError`.
+    """
+    _check_args(logits, top_p, temperature, top_k_cut)
+    scaled = logits.float()
+    if temperature != 1.0:
+        scaled = scaled / temperature
+    lse = torch.logsumexp(scaled, dim=1)
+    if not bool(torch.isfinite(lse).all()):
+        raise InputError("logits: a row has NaN or +inf logits, or only -inf (a broken model?)")
+    lse = lse.double()
+    n_rows, vocab = scaled.shape
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    pending = torch.arange(n_rows, device=scaled.device)
+    k = top_k_cut
+    while top_p < 1.0 and pending.numel() and k <= vocab // 8:
+        rows = _take(scaled, pending), _take(lse, pending)
+        ids, cumulative, size, exact = _topk_path(*rows, top_p, k)
+        parts.append((pending[exact], ids[exact], cumulative[exact], size[exact]))
+        pending, k = pending[~exact], 4 * k
+    if pending.numel():
+        parts.append((pending, *_sort_path(_take(scaled, pending), _take(lse, pending), top_p)))
+    return _assemble(parts, n_rows, scaled.device)
+
+
+def _take(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[rows]``, without the copy when ``rows`` is every row in order."""
+    return x if rows.numel() == x.shape[0] else x[rows]
+
+
+def _assemble(
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
+    n_rows: int,
+    device: torch.device,
+) -> Nucleus:
+    """Stack the rows of the paths into one :class:`Nucleus`, cut to the longest nucleus."""
+    width = max(int(size.max()) for rows, _, _, size in parts if rows.numel())
+    ids = torch.zeros((n_rows, width), dtype=torch.long, device=device)
+    cumulative = torch.full((n_rows, width), float("inf"), dtype=torch.float64, device=device)
+    size = torch.zeros(n_rows, dtype=torch.long, device=device)
+    for rows, part_ids, part_cum, part_size in parts:
+        if rows.numel():
+            w = min(width, part_ids.shape[1])
+            ids[rows, :w] = part_ids[:, :w]
+            cumulative[rows, :w] = part_cum[:, :w]
+            size[rows] = part_size
+    return Nucleus(ids=ids, cumulative=cumulative, size=size)
+
+
+def draw(nuc: Nucleus, uniforms: torch.Tensor) -> torch.Tensor:
+    """One token per row by inverse CDF over the renormalised nucleus, shape ``(B,)`` long.
+
+    ``uniforms`` (shape ``(B,)``, values in ``[0, 1)``) picks the first nucleus token whose
+    cumulative probability exceeds ``u * mass``.
+    """
+    target = uniforms.to(device=nuc.cumulative.device, dtype=torch.float64) * nuc.mass()
+    index = torch.searchsorted(nuc.cumulative, target[:, None], right=True).squeeze(1)
+    # u * mass < mass for u < 1 in float64; the clamp keeps a u of 1 inside the nucleus too.
+    index = torch.minimum(index, nuc.size - 1)
+    return nuc.ids.gather(1, index[:, None]).squeeze(1)
+
+
+def sample_nucleus(
+    logits: torch.Tensor,
+    uniforms: torch.Tensor,
+    top_p: float,
+    temperature: float = 1.0,
+    top_k_cut: int = TOP_K_CUT,
+) -> torch.Tensor:
+    """Nucleus-sample one token id per row of ``logits`` (``(B, V)``) with ``uniforms`` (``(B,)``)."""
+    return draw(nucleus(logits, top_p, temperature, top_k_cut), uniforms)
+
+
+# --------------------------------------------------------------------------
+# Counter-based uniforms
+# --------------------------------------------------------------------------
+
+
+def row_key(seed: int, prompt_id: str, sample: int) -> int:
+    """The 64-bit random key of one continuation.
+
+    The little-endian 8-byte BLAKE2b digest of the JSON text ``[seed, "prompt_id", sample]``
+    (JSON quoting keeps ``("a1", 0)`` and ``("a", 10)`` apart).
+    """
+    text = json.dumps([int(seed), str(prompt_id), int(sample)])
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function on a ``uint64`` array (wrapping arithmetic)."""
+    x = np.asarray(x, dtype=np.uint64)
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def step_uniforms(keys: np.ndarray, step: int) -> np.ndarray:
+    """The uniform in ``[0, 1)`` of each key at decode step ``step`` (0-based), float64.
+
+    It is output ``step`` of the SplitMix64 stream whose state starts at the key: the top 53 bits
+    of ``mix64(key + (step + 1) * 0x9E3779B97F4A7C15 mod 2^64)``, times ``2^-53``.
+    """
+    if step < 0:
+        raise InputError(f"step must be >= 0, got {step}")
+    offset = np.uint64(((step + 1) * _GOLDEN) & _MASK64)
+    bits = mix64(np.asarray(keys, dtype=np.uint64) + offset)
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
