@@ -57,7 +57,11 @@ def test_no_pickled_weights_are_written() -> None:
     for path, source in text.items():
         assert "safe_serialization=False" not in source, path
         assert "pytorch_model.bin" not in source or path == "compfair/models.py", path  # models.py only reads it
-        assert "import pickle" not in source and "joblib.dump" not in source, path
+        assert "pickle.dump" not in source and "joblib.dump" not in source, path
+        # Reading a pickle: only the jigsaw_bilstm scorer's tokenizer, through an
+        # unpickler that refuses every class but the Keras tokenizer's plain data.
+        if "import pickle" in source:
+            assert path == "compfair/scoring.py" and "class _TokenizerUnpickler(pickle.Unpickler)" in source, path
     saves = [f"{f}:{n}" for f, n, c in _calls("save") if ast.unparse(c.func) == "torch.save"]
     assert len(saves) == 1 and saves[0].startswith("compfair/training.py:"), saves
     for f, n, c in _calls("save_pretrained"):
