@@ -38,7 +38,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from compfair.io import InputError, read_jsonl, write_jsonl
-from compfair.models import load_model
+from compfair.models import load_model, max_positions
 from compfair.sampling import TOP_K_CUT, row_key, sample_nucleus, step_uniforms
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,34 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
     if start is None and any(not ids for ids in encoded):
         raise InputError("tokenizer has neither BOS nor EOS token to start an empty prompt")
     return [ids or [int(start)] for ids in encoded]
+
+
+def fit_context(
+    encoded: Sequence[list[int]], prompt_ids: Sequence[str], limit: int | None, policy: str
+) -> list[list[int]]:
+    """Prompts that leave room for the continuation in a context of ``limit`` tokens.
+
+    ``limit`` is the model's context length minus ``max_new_tokens`` (None:
+    no limit known). A longer prompt is cut from the left to its last
+    ``limit`` tokens (``policy="truncate"``, counted in the log: the words
+    nearest the continuation are kept) or rejected with its id
+    (``policy="reject"``, :class:`InputError`).
+    """
+    if limit is None:
+        return list(encoded)
+    if limit < 1:
+        raise InputError(f"generation.max_new_tokens leaves no room for a prompt in the model's context")
+    long = [i for i, ids in enumerate(encoded) if len(ids) > limit]
+    if long and policy == "reject":
+        raise InputError(
+            f"prompt {prompt_ids[long[0]]!r} has {len(encoded[long[0]])} tokens; with the continuation "
+            f"the model's context allows {limit} ({len(long)} prompt(s) too long; set "
+            f"generation.long_prompts: truncate to cut them from the left)"
+        )
+    if long:
+        log.warning("cut %d prompt(s) from the left to %d tokens, e.g. %r", len(long), limit,
+                    prompt_ids[long[0]])
+    return [ids[-limit:] if len(ids) > limit else ids for ids in encoded]
 
 
 def _left_pad(token_lists: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,6 +380,7 @@ def sample_continuations(
     batch_size: int,
     observe: Observer | None = None,
     progress: str | None = None,
+    long_prompts: str = "truncate",
 ) -> list[list[list[int]]]:
     """Token ids of ``samples`` continuations of each prompt: ``result[prompt][sample]``.
 
@@ -360,12 +389,15 @@ def sample_continuations(
     prompt, ``(seed, prompt_ids[i], sample)``, never on ``batch_size`` (rows per decode batch) or
     on which other prompts are given. ``observe`` (for tests) sees every step's logits, with the
     row numbers ``prompt * samples + sample``; ``progress`` labels a progress bar (None: none).
-    Runs on the model's device in the model's dtype.
+    A prompt too long for the model's context with its continuation is handled by
+    :func:`fit_context` (``long_prompts``). Runs on the model's device in the model's dtype.
     """
     _check_counts(samples, batch_size)
     if len(prompt_ids) != len(prompts):
         raise InputError(f"{len(prompts)} prompts but {len(prompt_ids)} prompt ids")
-    encoded = encode_prompts(tokenizer, prompts)
+    context = max_positions(model)
+    limit = None if context is None else context - sampling.max_new_tokens
+    encoded = fit_context(encode_prompts(tokenizer, prompts), prompt_ids, limit, long_prompts)
     rows = sorted((len(encoded[p]), p, s) for p in range(len(prompts)) for s in range(samples))
     batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -421,6 +453,7 @@ def generate_continuations(
     device: str | None = None,
     shard: tuple[int, int] | None = None,
     top_k_cut: int = TOP_K_CUT,
+    long_prompts: str = "truncate",
 ) -> int:
     """Sample ``samples`` continuations of every prompt and write them as JSON lines.
 
@@ -458,6 +491,7 @@ def generate_continuations(
         sampling,
         batch_size,
         progress=f"generate {out_path.parent.name}/{out_path.stem}",
+        long_prompts=long_prompts,
     )
     rows = _output_rows(prompts, tokens, tokenizer)
     elapsed = time.perf_counter() - started

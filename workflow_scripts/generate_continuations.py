@@ -18,4 +18,5 @@ generate_continuations(
     batch_size=sampling["batch_size"],
     seed=snakemake.params.seed,
     shard=(int(snakemake.wildcards.shard), sampling["shard_size"]),
+    long_prompts=sampling["long_prompts"],
 )
