@@ -114,7 +114,7 @@ def fit_context(
     if limit is None:
         return list(encoded)
     if limit < 1:
-        raise InputError(f"generation.max_new_tokens leaves no room for a prompt in the model's context")
+        raise InputError("generation.max_new_tokens leaves no room for a prompt in the model's context")
     long = [i for i, ids in enumerate(encoded) if len(ids) > limit]
     if long and policy == "reject":
         raise InputError(
