@@ -163,6 +163,20 @@ def _kd_loss_fn(
     return loss_fn
 
 
+def _run_info(layers: list[int], n_tokens: int, use_kd: bool, temperature: float, alpha_kd: float,
+              alpha_lm: float, alpha_cos: float) -> dict[str, Any]:
+    """What identifies a student's training run (its checkpoints resume only the same run)."""
+    return {
+        "step": "distill" if use_kd else "train_student_without_kd",
+        "layers": layers,
+        "n_tokens": n_tokens,
+        "temperature": temperature if use_kd else None,
+        "alpha_kd": alpha_kd if use_kd else 0.0,
+        "alpha_lm": alpha_lm if use_kd else 1.0,
+        "alpha_cos": alpha_cos if use_kd else 0.0,
+    }
+
+
 def distill(
     teacher_dir: PathLike,
     train_tokens_path: PathLike,
@@ -197,15 +211,7 @@ def distill(
     student = init_student_from_teacher(teacher, layers)
     tokens = load_tokens(train_tokens_path, teacher.config.vocab_size)
     loss_fn = _kd_loss_fn(teacher, temperature, alpha_kd, alpha_lm, alpha_cos) if use_kd else lm_loss
-    run_info = {
-        "step": "distill" if use_kd else "train_student_without_kd",
-        "layers": layers,
-        "n_tokens": tokens.numel(),
-        "temperature": temperature if use_kd else None,
-        "alpha_kd": alpha_kd if use_kd else 0.0,
-        "alpha_lm": alpha_lm if use_kd else 1.0,
-        "alpha_cos": alpha_cos if use_kd else 0.0,
-    }
+    run_info = _run_info(layers, tokens.numel(), use_kd, temperature, alpha_kd, alpha_lm, alpha_cos)
     log.info(
         "training a %d-block student of %s (%d blocks) %s on %d tokens for %d steps",
         len(layers), teacher_dir, len(decoder_blocks(teacher)),

@@ -236,35 +236,49 @@ def train(
     model.train()
     progress = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train")
     for step in progress:
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        sums: dict[str, float] = {}
-        for _ in range(cfg.grad_accum):
-            batch = sample_batch(tokens, cfg.batch_size, cfg.seq_len, generator)
-            loss, metrics = loss_fn(model, batch)
-            (loss / cfg.grad_accum).backward()
-            for key, value in {"loss": loss.item(), **metrics}.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        if cfg.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        else:
-            grad_norm = torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in params if p.grad is not None])
-            )
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        record = {"step": step + 1, "lr": lr, "grad_norm": float(grad_norm)}
-        record.update({k: v / cfg.grad_accum for k, v in sums.items()})
+        record = _train_step(model, optimizer, tokens, cfg, step, generator, loss_fn)
         history.append(record)
         progress.set_postfix(loss=f"{record['loss']:.3f}")
         if (step + 1) % cfg.log_every == 0 or step == start:
-            log.info("step %d/%d loss %.4f lr %.2e", step + 1, cfg.steps, record["loss"], lr)
+            log.info("step %d/%d loss %.4f lr %.2e", step + 1, cfg.steps, record["loss"], record["lr"])
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             _save_checkpoint(folder, model, optimizer, step + 1, generator, history, signature)
     model.eval()
     return history
+
+
+def _train_step(
+    model: PreTrainedModel,
+    optimizer: torch.optim.Optimizer,
+    tokens: torch.Tensor,
+    cfg: TrainConfig,
+    step: int,
+    generator: torch.Generator,
+    loss_fn: LossFn,
+) -> dict[str, float]:
+    """One optimizer step over ``cfg.grad_accum`` micro-batches; its record for the history."""
+    lr = lr_at(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    sums: dict[str, float] = {}
+    for _ in range(cfg.grad_accum):
+        batch = sample_batch(tokens, cfg.batch_size, cfg.seq_len, generator)
+        loss, metrics = loss_fn(model, batch)
+        (loss / cfg.grad_accum).backward()
+        for key, value in {"loss": loss.item(), **metrics}.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if cfg.grad_clip > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    else:
+        grad_norm = torch.linalg.vector_norm(
+            torch.stack([p.grad.norm() for p in params if p.grad is not None])
+        )
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    record = {"step": step + 1, "lr": lr, "grad_norm": float(grad_norm)}
+    record.update({k: v / cfg.grad_accum for k, v in sums.items()})
+    return record
 
 
 def load_tokens(path: PathLike, vocab_size: int | None = None) -> torch.Tensor:
