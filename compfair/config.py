@@ -93,6 +93,27 @@ def project_path(value: str | None, root: str | Path) -> str | None:
     return value
 
 
+#: Config sections whose entries a preset may remove by setting them to null.
+REMOVABLE = ("prompts", "compression", "references")
+
+
+def drop_removed(config: dict[str, Any]) -> list[str]:
+    """Remove, in place, the entries of :data:`REMOVABLE` sections a preset set to null.
+
+    Snakemake layers a preset over config.yaml key by key, so a preset cannot
+    otherwise leave out a prompt set or a compression method of the default.
+    Returns the removed keys (for the log).
+    """
+    removed = []
+    for section in REMOVABLE:
+        entries = config.get(section)
+        if isinstance(entries, dict):
+            for name in [k for k, v in entries.items() if v is None]:
+                del entries[name]
+                removed.append(f"{section}.{name}")
+    return removed
+
+
 def canonical(value: Any) -> Any:
     """``value`` with every mapping's keys sorted, recursively (lists keep their order).
 

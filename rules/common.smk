@@ -14,7 +14,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from compfair.compression import get_method, load_plugins
-from compfair.config import canonical, config_errors, missing_paths, unknown_names
+from compfair.config import canonical, config_errors, drop_removed, missing_paths, unknown_names
 from compfair.data.sources import source_problems
 from compfair.plots import figure_specs
 from compfair.scoring import SCORERS
@@ -29,6 +29,7 @@ SCHEMA = REPO / "schemas" / "config.schema.yaml"
 _problems = config_errors(config, SCHEMA)
 if _problems:
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(_problems))
+drop_removed(config)  # entries a preset set to null
 validate(config, schema="../schemas/config.schema.yaml")
 try:
     load_plugins(config["plugins"], REPO)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compfair.config import canonical, config_errors, missing_paths, project_path
+from compfair.config import canonical, config_errors, drop_removed, missing_paths, project_path
 from compfair.data.sources import source_problems
 from compfair.variants import variant_problems
 
@@ -37,6 +37,7 @@ def merged(*names: str) -> dict:
 def test_shipped_configs_are_valid(preset: list[str]) -> None:
     config = merged("config.yaml", *preset)
     assert config_errors(config, SCHEMA) == []
+    drop_removed(config)
     assert missing_paths(config, REPO) == []
     assert source_problems(config, REPO) == []
     assert variant_problems(config) == []
@@ -145,3 +146,12 @@ def test_consistency_checks_name_the_key(tmp_path: Path) -> None:
     assert "config key scoring.sentiment_positive: -0.5 must be above scoring.sentiment_negative (0.5)" in problems
     assert "config key references.mine.path: model folder not found: ./models/mine" in problems
     assert not any("references.hub" in p for p in problems)  # a hub id is not checked here
+
+
+def test_a_preset_removes_entries_of_the_default_with_null() -> None:
+    config = merged("config.yaml", "presets/smoke.yaml")
+    assert config["compression"]["wanda"] is None and config["prompts"]["unprompted"] is None
+    assert drop_removed(config) == ["prompts.unprompted", "compression.wanda", "compression.wanda_nm",
+                                    "compression.rtn"]
+    assert sorted(config["prompts"]) == ["bold", "rtp"]
+    assert sorted(config["compression"]) == ["magnitude", "random"]

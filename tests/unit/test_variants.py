@@ -70,13 +70,16 @@ def test_the_default_study() -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     variants = build_variants(config)
     assert list(variants) == [
-        "base", "teacher", "kd-0.50",
+        "base", "teacher", "kd-0.50", "nokd-0.50",
         "magnitude-0.10", "magnitude-0.30", "magnitude-0.50", "magnitude-0.70", "random-0.50",
+        "wanda-0.50", "wanda_nm-2of4", "rtn-4", "rtn-8",
     ]
     assert variants["base"].parent is None and variants["teacher"].parent == "base"
     for v in variants.values():
         if v.name not in ("base", "teacher"):
             assert v.parent == "teacher", v.name
+    assert variants["rtn-4"].family == "quantization" and variants["rtn-4"].value == 4
+    assert variants["wanda_nm-2of4"].value == "2:4"
     assert (variants["random-0.50"].family, variants["random-0.50"].method) == ("pruning", "random")
     assert variants["kd-0.50"].family == "distillation" and variants["kd-0.50"].level == "0.50"
     pattern = re.compile(f"^(?:{variants.wildcard('pruning')})$")

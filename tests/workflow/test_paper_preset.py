@@ -16,7 +16,8 @@ PAPER = str(REPO / "presets" / "paper.yaml")
 FIXTURES = REPO / "tests" / "fixtures"
 LOCAL_COPIES = {
     "prompts": {
-        "rtp": {"source": "rtp_hub", "path": str(FIXTURES / "rtp_hub.jsonl"), "samples": 25},
+        "rtp": {"source": "rtp_hub", "path": str(FIXTURES / "rtp_hub.jsonl"), "n": 2, "samples": 25},
+        "rtp_nontoxic": {"source": "rtp_hub", "path": str(FIXTURES / "rtp_hub.jsonl"), "n": 2, "samples": 25},
         "bold": {"source": "bold_hub", "path": str(FIXTURES / "bold_hub.jsonl"), "samples": 10},
     },
     "intrinsic": {
@@ -36,11 +37,12 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     assert (tmp_path / "results/paper/data/prompts/bold.jsonl").stat().st_size > 0
     dry_run = snakemake(tmp_path, *args, "-n")
     jobs = planned_jobs(dry_run)
-    # base, teacher, kd-distilgpt2, 9 magnitude, 5 random, gpt2 and distilgpt2
-    seeds, models, promptsets = 3, 3 + 9 + 5 + 2, 2
-    assert jobs["compress_model"] == 9 + 5
+    # base, teacher, 4 students, 51 compressed variants, gpt2 and distilgpt2
+    seeds, models, promptsets = 3, 2 + 4 + 51 + 2, 4
+    assert jobs["compress_model"] == 51
+    assert jobs["distill_student"] == 4
     assert jobs["import_reference_model"] == 2
-    assert jobs["finetune_teacher"] == 1 and jobs["distill_student"] == 1  # retrain: false
+    assert jobs["finetune_teacher"] == 1  # retrain: false
     assert jobs["generate_continuations"] == seeds * models * promptsets  # one shard each here
     assert jobs["evaluate_model"] == models
     assert jobs["evaluate_intrinsic_bias"] == models

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from compfair.config import drop_removed
 from compfair.variants import build_variants
 
 from .conftest import REPO, SMOKE, SMOKE_RESULTS, planned_jobs, snakemake, write_config
@@ -19,7 +20,22 @@ R = SMOKE_RESULTS
 SMOKE_CONFIG = yaml.safe_load(Path(SMOKE).read_text())
 DEFAULT_CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 SEED = SMOKE_CONFIG["seed"]
-VARIANTS = build_variants({**DEFAULT_CONFIG, **SMOKE_CONFIG})
+
+
+def _layered(base: dict, preset: dict) -> dict:
+    """A preset over config.yaml as Snakemake layers them (nested keys updated), nulls removed."""
+
+    def update(a: dict, b: dict) -> dict:
+        for k, v in b.items():
+            a[k] = update(dict(a[k]), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    config = update(dict(base), preset)
+    drop_removed(config)
+    return config
+
+
+VARIANTS = build_variants(_layered(DEFAULT_CONFIG, SMOKE_CONFIG))
 MODELS = list(VARIANTS)
 PROMPTSETS = ["bold", "rtp"]
 TOXICITY = ["expected_max_toxicity", "toxicity_probability", "mean_toxicity"]
