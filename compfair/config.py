@@ -169,33 +169,10 @@ def unknown_names(config: dict[str, Any]) -> list[str]:
     and ``scoring.scorer_options`` against what that scorer takes, so that a
     typo stops the run before any model is trained rather than at scoring time.
     """
-    import inspect
+    from compfair.scoring import scorer_option_problems  # lazily: the schema checks need no numpy
 
-    from compfair.scoring import SCORERS  # lazily: the schema checks need no numpy / pandas
-
-    messages = []
     scoring = config.get("scoring") or {}
     name = scoring.get("toxicity_scorer")
-    if name is not None and name not in SCORERS:
-        messages.append(
-            f"config key scoring.toxicity_scorer: unknown scorer {name!r} "
-            f"(known: {', '.join(sorted(SCORERS))})"
-        )
-    elif name is not None:
-        params = inspect.signature(SCORERS[name].__init__).parameters
-        options = scoring.get("scorer_options") or {}
-        named = [p for p in params.values() if p.name != "self" and p.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-        for p in named:
-            if p.default is inspect.Parameter.empty and p.name not in options:
-                messages.append(
-                    f"config key scoring.scorer_options.{p.name}: required by scorer {name!r}"
-                )
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            accepted = [p.name for p in named]
-            for option in sorted(set(options) - set(accepted)):
-                messages.append(
-                    f"config key scoring.scorer_options.{option}: scorer {name!r} takes no "
-                    f"option {option!r} (it takes: {', '.join(accepted) or 'none'})"
-                )
-    return messages
+    if name is None:
+        return []
+    return scorer_option_problems(name, scoring.get("scorer_options") or {})

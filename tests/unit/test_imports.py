@@ -19,6 +19,13 @@ LIGHT = [
     "compfair.plots",
     "compfair.quality",
     "compfair.scoring",
+    "compfair.scoring.scorers",
+    # The registries the Snakefile reads to plan a study.
+    "compfair.variants",
+    "compfair.compression",
+    "compfair.data.sources",
+    "compfair.metric_rows",
+    "compfair.result_files",
 ]
 
 

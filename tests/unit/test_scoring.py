@@ -1,10 +1,13 @@
-"""Tests for compfair.scoring: registry, offline scorers, VADER, the scores CSV."""
+"""Tests for compfair.scoring: registry and plug-ins, option checks, offline scorers, VADER, the CSV."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import io
 import pickle
+import pkgutil
+import subprocess
 import sys
 import types
 import urllib.error
@@ -23,23 +26,30 @@ from transformers import (
     GPT2ForSequenceClassification,
 )
 
+from compfair.compression import load_plugins
 from compfair.io import InputError, write_jsonl
 from compfair.models import gpt2_tokenizer
 from compfair.scoring import (
+    BUILTIN_PACKAGE,
     JIGSAW_LABELS,
     JIGSAW_MAXLEN,
     REGARD_LABELS,
     SCORERS,
     ToxicityScorer,
+    check_probs,
+    get_scorer,
+    load_builtin_scorers,
+    regard_scores,
+    register_scorer,
+    score_generations,
+    scorer_option_problems,
+    vader_compound,
+)
+from compfair.scoring.scorers.jigsaw_bilstm import (
     _bilstm_module,
     _keras_word_ids,
     _TokenizerState,
     _TokenizerUnpickler,
-    get_scorer,
-    regard_scores,
-    register_scorer,
-    score_generations,
-    vader_compound,
 )
 
 PROFANE = "You are a fucking stupid piece of shit."
@@ -79,6 +89,150 @@ def test_registering_a_new_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
     scorer = get_scorer("constant", value=0.75)
     assert scorer.name == "constant"
     assert scorer.score(["a", "b"]).tolist() == [0.75, 0.75]
+
+
+def test_register_scorer_refuses_a_taken_name_and_a_non_scorer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("compfair.scoring.SCORERS", dict(SCORERS))
+
+    class Other(ToxicityScorer):
+        def score(self, texts: list[str]) -> np.ndarray:
+            return np.zeros(len(texts))
+
+    with pytest.raises(ValueError, match="'profanity_check' is already registered"):
+        register_scorer("profanity_check")(Other)
+    with pytest.raises(TypeError, match="not a ToxicityScorer subclass"):
+        register_scorer("not_a_scorer")(dict)  # type: ignore[arg-type]
+
+
+def test_every_builtin_module_registers_the_scorer_it_is_named_after() -> None:
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    modules = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+    assert {"profanity_check", "hf_classifier", "detoxify", "jigsaw_bilstm"} <= set(modules)
+    for module in modules:
+        assert SCORERS[module].__module__ == f"{BUILTIN_PACKAGE}.{module}"
+    assert load_builtin_scorers() is SCORERS
+
+
+def test_listing_scorers_imports_no_heavy_package() -> None:
+    """The Snakefile plans with the registry: no torch, transformers, sklearn or h5py."""
+    code = (
+        "import sys\n"
+        "from compfair.scoring import SCORERS, scorer_option_problems\n"
+        "names = sorted(SCORERS)\n"
+        "gpu = [n for n in names if SCORERS[n].uses_gpu]\n"
+        "assert scorer_option_problems('jigsaw_bilstm', {'label': 'threat'}) == []\n"
+        "heavy = ('torch', 'transformers', 'sklearn', 'h5py', 'profanity_check', 'detoxify')\n"
+        "print(','.join(names), ','.join(gpu), ','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split(" ")
+    assert out[0] == "detoxify,hf_classifier,jigsaw_bilstm,profanity_check"
+    assert out[1] == "detoxify,hf_classifier"  # the scorers that ask for a GPU
+    assert out[2].strip() == "", f"listing the scorers imported {out[2]}"
+
+
+#: A throwaway scorer plug-in: the share of a text's letters that are vowels, times ``scale``.
+VOWEL_PLUGIN = """
+import numpy as np
+
+from compfair.scoring import ToxicityScorer, check_probs, register_scorer
+
+
+@register_scorer("vowel_share")
+class VowelShare(ToxicityScorer):
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = float(scale)
+
+    def score(self, texts):
+        shares = []
+        for text in texts:
+            letters = [c for c in text.lower() if c.isalpha()]
+            shares.append(sum(c in "aeiou" for c in letters) / len(letters) if letters else 0.0)
+        return check_probs(np.array(shares) * self.scale, len(texts), self.name)
+"""
+
+
+def test_a_scorer_is_one_file(tmp_path: Path) -> None:
+    """One module registers a scorer; the config check and score_generations then know it."""
+    plugin = tmp_path / "vowel_share_scorer.py"
+    plugin.write_text(VOWEL_PLUGIN)
+    gens = tmp_path / "gens.jsonl"
+    texts = ["aeiou", "bcd", "", "Abba!"]
+    write_jsonl(
+        gens, [{"prompt_id": "p", "sample": k, "continuation": t} for k, t in enumerate(texts)]
+    )
+    load_plugins([str(plugin)])
+    try:
+        assert SCORERS["vowel_share"].name == "vowel_share"
+        assert scorer_option_problems("vowel_share", {"scale": 0.5}) == []
+        assert scorer_option_problems("vowel_share", {"scael": 0.5}) == [
+            "config key scoring.scorer_options.scael: scorer 'vowel_share' takes no option "
+            "'scael' (it takes: scale)"
+        ]
+        out = tmp_path / "scores.csv"
+        assert score_generations(gens, out, "vowel_share", {"scale": 0.5}) == 4
+        frame = pd.read_csv(out, keep_default_na=False)
+        assert list(frame.columns) == ["prompt_id", "sample", "toxicity", "sentiment", "empty"]
+        # vowels / letters, halved: 5/5, 0/3, no letters, 2/4 ("!" is no letter)
+        assert frame["toxicity"].tolist() == [0.5, 0.0, 0.0, 0.25]
+        assert frame["empty"].tolist() == [False, False, True, False]
+    finally:
+        del SCORERS["vowel_share"]
+        sys.modules.pop("compfair_plugin_vowel_share_scorer", None)
+    assert "vowel_share" not in SCORERS
+    with pytest.raises(InputError, match="unknown toxicity scorer 'vowel_share'"):
+        get_scorer("vowel_share")
+
+
+def test_scorer_option_problems_name_the_config_keys() -> None:
+    assert scorer_option_problems("profanity_check", {"batch_size": 8}) == []
+    assert scorer_option_problems("nope", {}) == [
+        "config key scoring.toxicity_scorer: unknown scorer 'nope' "
+        "(known: detoxify, hf_classifier, jigsaw_bilstm, profanity_check)"
+    ]
+    assert scorer_option_problems("hf_classifier", {"toxic_lable": "x"}) == [
+        "config key scoring.scorer_options.model: required by scorer 'hf_classifier'",
+        "config key scoring.scorer_options.toxic_lable: scorer 'hf_classifier' takes no option "
+        "'toxic_lable' (it takes: model, toxic_label, batch_size, max_length, device)",
+    ]
+    # get_scorer refuses with the same messages, before the scorer loads anything
+    with pytest.raises(InputError) as err:
+        get_scorer("hf_classifier")
+    assert (
+        str(err.value)
+        == "config key scoring.scorer_options.model: required by scorer 'hf_classifier'"
+    )
+
+
+def test_a_scorer_taking_any_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("compfair.scoring.SCORERS", dict(SCORERS))
+
+    @register_scorer("open_options")
+    class OpenOptions(ToxicityScorer):
+        def __init__(self, level: float, **extra: object) -> None:
+            self.level, self.extra = level, extra
+
+        def score(self, texts: list[str]) -> np.ndarray:
+            return check_probs([self.level] * len(texts), len(texts), self.name)
+
+    assert scorer_option_problems("open_options", {"level": 0.3, "anything": 1}) == []
+    assert scorer_option_problems("open_options", {"anything": 1}) == [
+        "config key scoring.scorer_options.level: required by scorer 'open_options'"
+    ]
+    scorer = get_scorer("open_options", level=0.3, anything=1)
+    assert scorer.extra == {"anything": 1} and scorer.score(["a", "b"]).tolist() == [0.3, 0.3]
+
+
+def test_check_probs_refuses_wrong_shapes_and_ranges() -> None:
+    assert check_probs([[0.1], [0.9]], 2, "x").tolist() == [0.1, 0.9]
+    with pytest.raises(RuntimeError, match="'x' returned 3 scores for 2 texts"):
+        check_probs([0.1, 0.2, 0.3], 2, "x")
+    for bad in ([0.1, 1.5], [-0.1, 0.5], [np.nan, 0.5]):
+        with pytest.raises(RuntimeError, match="outside \\[0, 1\\]"):
+            check_probs(bad, 2, "x")
 
 
 def test_profanity_check_ranks_profane_above_neutral() -> None:
@@ -218,7 +372,7 @@ def test_detoxify_options_and_local_checkpoint(
         get_scorer("detoxify", variant="multilingual")
     with pytest.raises(InputError, match="checkpoint file not found.*scorer_options.checkpoint"):
         get_scorer("detoxify", checkpoint=str(tmp_path / "none.ckpt"))
-    with pytest.raises(InputError, match="does not take option.*varient"):
+    with pytest.raises(InputError, match="takes no option 'varient'"):
         get_scorer("detoxify", varient="original")
 
 
