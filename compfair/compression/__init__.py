@@ -79,6 +79,8 @@ class CompressionMethod(abc.ABC):
     options_schema: ClassVar[Mapping[str, Any]] = {}
     #: One line for the README and the provenance.
     summary: ClassVar[str] = ""
+    #: Where the method comes from (for the README's table of methods).
+    paper: ClassVar[str] = ""
 
     @abc.abstractmethod
     def apply(

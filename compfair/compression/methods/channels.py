@@ -28,6 +28,7 @@ from compfair.compression import CompressionMethod, Context, register_method
 
 @register_method("channels")
 class ChannelPruning(CompressionMethod):
+    paper = "structured width pruning; importance as in LLM-Pruner (Ma et al. 2023)"
     family = "pruning"
     level_kind = "fraction"
     importance = "weight_norm"
@@ -52,6 +53,7 @@ class ChannelPruning(CompressionMethod):
 
 @register_method("channels_act")
 class ActivationChannelPruning(ChannelPruning):
+    paper = "activation importance as in FLAP (An et al. 2024) and Wanda's structured variant"
     needs_calibration = True
     importance = "activation"
     summary = "MLP channels with the smallest mean contribution on calibration data zeroed"

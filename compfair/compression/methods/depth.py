@@ -54,6 +54,7 @@ OPTIONS = {
 
 @register_method("depth")
 class DepthPruning(CompressionMethod):
+    paper = "ShortGPT (Men et al. 2024); Gromov et al. 2024"
     family = "pruning"
     level_kind = "fraction"
     needs_calibration = True

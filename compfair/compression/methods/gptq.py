@@ -260,6 +260,7 @@ def check_grid(weight: torch.Tensor, bits: int, group_size: Any, name: str) -> d
 
 @register_method("gptq")
 class Gptq(CompressionMethod):
+    paper = "Frantar et al. 2023 (GPTQ)"
     family = "quantization"
     level_kind = "integer"
     needs_calibration = True

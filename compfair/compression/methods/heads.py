@@ -31,6 +31,7 @@ from compfair.compression import CompressionMethod, Context, register_method
 
 @register_method("heads")
 class HeadPruning(CompressionMethod):
+    paper = "Michel et al. 2019"
     family = "pruning"
     level_kind = "fraction"
     importance = "weight_norm"
@@ -55,6 +56,7 @@ class HeadPruning(CompressionMethod):
 
 @register_method("heads_act")
 class ActivationHeadPruning(HeadPruning):
+    paper = "Michel et al. 2019 (activation proxy of their importance)"
     needs_calibration = True
     importance = "activation"
     summary = "attention heads with the smallest mean contribution on calibration data zeroed"

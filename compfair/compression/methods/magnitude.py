@@ -51,11 +51,13 @@ class _ScoredPruning(CompressionMethod):
 
 @register_method("magnitude")
 class GlobalMagnitude(_ScoredPruning):
+    paper = "Han et al. 2015; the method of Xu & Hu 2022"
     summary = "global unstructured magnitude pruning of all attention and MLP matrices"
     scope = "global"
 
 
 @register_method("layerwise_magnitude")
 class LayerwiseMagnitude(_ScoredPruning):
+    paper = "Han et al. 2015 (per matrix, as in Wanda's magnitude baseline)"
     summary = "unstructured magnitude pruning at the same sparsity inside every matrix"
     scope = "matrix"

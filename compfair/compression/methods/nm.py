@@ -151,6 +151,7 @@ class _NmPruning(CompressionMethod):
 
 @register_method("magnitude_nm")
 class MagnitudeNm(_NmPruning):
+    paper = "Mishra et al. 2021 (NVIDIA 2:4); Sun et al. 2023"
     summary = "N:M semi-structured magnitude pruning (N smallest |w| of every M inputs)"
 
     def prune_all(self, model: Any, n: int, m: int, opts: dict, context: Context) -> dict:
@@ -166,6 +167,7 @@ class MagnitudeNm(_NmPruning):
 
 @register_method("wanda_nm")
 class WandaNm(_NmPruning):
+    paper = "Sun et al. 2023 (Wanda)"
     needs_calibration = True
     summary = "N:M semi-structured Wanda pruning (N lowest |w| x input-norm of every M inputs)"
 
@@ -184,6 +186,7 @@ class WandaNm(_NmPruning):
 
 @register_method("sparsegpt_nm")
 class SparseGptNm(_NmPruning):
+    paper = "Frantar & Alistarh 2023 (SparseGPT)"
     needs_calibration = True
     options_schema = {"properties": dict(OBS_OPTIONS)}
     summary = "N:M semi-structured SparseGPT pruning with the inverse-Hessian weight update"

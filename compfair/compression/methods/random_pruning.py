@@ -17,6 +17,7 @@ from compfair.compression.methods.magnitude import _ScoredPruning
 
 @register_method("random")
 class RandomPruning(_ScoredPruning):
+    paper = "the control of every pruning claim"
     summary = "unstructured pruning of uniformly random positions (seeded control)"
     scope = "global"
 

@@ -43,6 +43,7 @@ OPTIONS = {
 
 @register_method("rtn")
 class RoundToNearest(CompressionMethod):
+    paper = "the RTN baseline of GPTQ and AWQ (Lin et al. 2024)"
     family = "quantization"
     level_kind = "integer"
     options_schema = OPTIONS

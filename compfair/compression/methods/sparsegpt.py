@@ -77,6 +77,7 @@ def obs_compress(
 
 @register_method("sparsegpt")
 class SparseGPT(CompressionMethod):
+    paper = "Frantar & Alistarh 2023"
     family = "pruning"
     level_kind = "fraction"
     needs_calibration = True

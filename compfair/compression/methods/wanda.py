@@ -118,6 +118,7 @@ def check_row_sparsity(model: Any, sparsity: float, tolerance: float) -> dict[st
 
 @register_method("wanda")
 class Wanda(CompressionMethod):
+    paper = "Sun et al. 2023"
     family = "pruning"
     level_kind = "fraction"
     needs_calibration = True
