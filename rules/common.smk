@@ -16,6 +16,7 @@ from snakemake.utils import validate
 from compfair.compression import get_method, load_plugins
 from compfair.config import canonical, config_errors, drop_removed, missing_paths, unknown_names
 from compfair.data.sources import source_problems
+from compfair.intrinsic import benchmark_problems, enabled_benchmarks
 from compfair.plots import figure_specs
 from compfair.scoring import SCORERS
 from compfair.variants import BASE, TEACHER, build_variants, variant_problems
@@ -38,6 +39,7 @@ except (FileNotFoundError, ImportError) as exc:
 _problems = (
     missing_paths(config, REPO)
     + source_problems(config, REPO)
+    + benchmark_problems(config, REPO)
     + unknown_names(config)
     + variant_problems(config)
 )
@@ -271,7 +273,8 @@ def promptset_generations(wildcards):
 
 # ---- everything the tables need ------------------------------------------
 
-INTRINSIC = any(config["intrinsic"][name]["enabled"] for name in ("crows_pairs", "stereoset"))
+INTRINSIC_SPECS = canonical(enabled_benchmarks(config))
+INTRINSIC = bool(INTRINSIC_SPECS)
 
 
 def score_files():
@@ -303,8 +306,3 @@ def item_files():
 
 def prompt_files():
     return {ps: f"{RESULTS}/data/prompts/{ps}.jsonl" for ps in PROMPTSETS}
-
-
-def intrinsic_set(name):
-    """The config of intrinsic set ``name`` (a relative path is resolved by the job)."""
-    return canonical(dict(config["intrinsic"][name]))

