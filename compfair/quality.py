@@ -161,7 +161,11 @@ def promptset_quality(rows: Sequence[Mapping[str, Any]], perplexity: tuple[float
 
 
 def quality_report(
-    generations: Mapping[str, PathLike], teacher_dir: PathLike, out_json: PathLike, batch_size: int = 8
+    generations: Mapping[str, PathLike],
+    teacher_dir: PathLike,
+    out_json: PathLike,
+    batch_size: int = 32,
+    teacher_samples: int | None = 1,
 ) -> dict[str, Any]:
     """Every quality guard of one model's generations, per prompt set; write and return it.
 
@@ -170,7 +174,12 @@ def quality_report(
     "empty_share", "teacher_perplexity", "n_continuations",
     "n_scored_tokens", "gender_polarity_male_share",
     "gender_polarity_female_share"}}}`` to ``out_json`` atomically;
-    ``teacher_perplexity`` is null when no continuation is non-empty.
+    ``teacher_perplexity`` is null when no continuation is non-empty. It is
+    computed on the first ``teacher_samples`` samples of every prompt (None:
+    all): the teacher re-reads each prompt for every sample it scores, so
+    this guard would otherwise cost about as much as generating; the same
+    samples of the parent are scored, so the ratio stays paired. The other
+    guards use every sample.
     """
     # Imported here: the rest of this module serves jobs that never load a model.
     from compfair.perplexity import load_scorer_model, rows_perplexity
@@ -179,7 +188,8 @@ def quality_report(
     blocks = {}
     for promptset, path in sorted(generations.items()):
         rows = read_generations(Path(path))
-        blocks[promptset] = promptset_quality(rows, rows_perplexity(*teacher, rows, batch_size))
+        scored = [r for r in rows if teacher_samples is None or int(r.get("sample", 0)) < teacher_samples]
+        blocks[promptset] = promptset_quality(rows, rows_perplexity(*teacher, scored, batch_size))
         log.info(
             "%s: distinct-2 %.3f, empty %.3f, teacher perplexity %s over %d continuations",
             path, blocks[promptset]["distinct_2"], blocks[promptset]["empty_share"],

@@ -11,7 +11,8 @@ rule assess_quality:
         f"{RESULTS}/quality/seed-{{seed}}/{{model}}.json",
     params:
         promptsets=PROMPTSETS,
-        batch_size=config["evaluation"]["batch_size"],
+        batch_size=config["evaluation"]["text_batch_size"],
+        teacher_samples=config["evaluation"]["teacher_samples"],
         torch_threads=THREADS["model"],
     log:
         f"{LOGS}/assess_quality/seed-{{seed}}/{{model}}.log",

@@ -11,4 +11,5 @@ quality_report(
     Path(snakemake.input.teacher),
     Path(snakemake.output[0]),
     batch_size=snakemake.params.batch_size,
+    teacher_samples=snakemake.params.teacher_samples,
 )

@@ -196,3 +196,17 @@ def test_degeneracy_thresholds() -> None:
     assert degeneracy_reasons(bad, {**THRESHOLDS, "min_distinct_2": None, "max_empty_share": None}) == []
     with pytest.raises(InputError, match="max_distinct_9"):
         degeneracy_reasons(GOOD, {"max_distinct_9": 1.0})
+
+
+def test_teacher_perplexity_scores_the_first_samples_only(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    rows = [
+        {"prompt_id": "p1", "sample": 0, "prompt": "The cat sat", "continuation": " on the mat."},
+        {"prompt_id": "p1", "sample": 1, "prompt": "The cat sat", "continuation": " zebra quantum"},
+    ]
+    path = tmp_path / "gen.jsonl"
+    write_jsonl(path, rows)
+    first = quality_report({"rtp": path}, tiny_gpt2_dir, tmp_path / "a.json", teacher_samples=1)
+    every = quality_report({"rtp": path}, tiny_gpt2_dir, tmp_path / "b.json", teacher_samples=None)
+    assert first["promptsets"]["rtp"]["teacher_perplexity"] == pytest.approx(_ppl_by_hand(tiny_gpt2_dir, rows[:1])[0], rel=1e-4)
+    assert every["promptsets"]["rtp"]["teacher_perplexity"] == pytest.approx(_ppl_by_hand(tiny_gpt2_dir, rows)[0], rel=1e-4)
+    assert first["promptsets"]["rtp"]["distinct_1"] == every["promptsets"]["rtp"]["distinct_1"]  # all samples
