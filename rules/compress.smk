@@ -19,6 +19,7 @@ rule compress_model:
     benchmark:
         f"{BENCH}/compress_model/seed-{{tseed}}/{{variant}}.tsv"
     threads: THREADS["model"]
+    priority: 5  # every later job of its model waits for it
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),

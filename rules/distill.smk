@@ -20,6 +20,7 @@ rule distill_student:
     benchmark:
         f"{BENCH}/distill_student/seed-{{tseed}}/{{student}}.tsv"
     threads: THREADS["train"]
+    priority: 10  # on every model's path: start it before the many small jobs
     resources:
         gpu=1,
         mem_mb=grow_mem(8000),

@@ -17,6 +17,7 @@ rule finetune_teacher:
     benchmark:
         f"{BENCH}/finetune_teacher/seed-{{tseed}}.tsv"
     threads: THREADS["train"]
+    priority: 10  # on every model's path: start it before the many small jobs
     resources:
         gpu=1,
         mem_mb=grow_mem(8000),
