@@ -71,7 +71,7 @@ def test_the_default_study() -> None:
     variants = build_variants(config)
     assert list(variants) == [
         "base", "teacher", "kd-0.50", "nokd-0.50",
-        "magnitude-0.10", "magnitude-0.30", "magnitude-0.50", "random-0.50",
+        "magnitude-0.10", "magnitude-0.50", "random-0.50",
         "wanda-0.50", "wanda_nm-2of4", "rtn-4", "rtn-8",
     ]
     assert variants["base"].parent is None and variants["teacher"].parent == "base"
