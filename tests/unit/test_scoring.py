@@ -19,8 +19,6 @@ import pandas as pd
 import pytest
 import torch
 from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
     BertTokenizer,
     GPT2Config,
     GPT2ForSequenceClassification,
@@ -395,60 +393,7 @@ def test_detoxify_offline_download_failure(monkeypatch: pytest.MonkeyPatch) -> N
     assert "scoring.scorer_options.checkpoint" in message
 
 
-#: Detoxify's "original" classes, in its checkpoint's order (detoxify renames toxic -> toxicity).
-DETOXIFY_ORIGINAL_CLASSES = [
-    "toxic",
-    "severe_toxic",
-    "obscene",
-    "threat",
-    "insult",
-    "identity_hate",
-]
-
-
-def build_random_detoxify_checkpoint(
-    out_dir: Path, classes: list[str] | None = None, seed: int = 0
-) -> tuple[Path, Path, BertForSequenceClassification]:
-    """A Detoxify-format checkpoint of a tiny random BERT, built offline.
-
-    Writes ``out_dir/bert`` (a BERT tokenizer with a 9-word vocabulary and
-    the model config) and ``out_dir/tiny.ckpt`` (``{"config": {"arch":
-    {"args": ...}, "dataset": {"args": {"classes": ...}}}, "state_dict"}``,
-    the layout of Detoxify's released checkpoints). ``model_type`` in the
-    checkpoint names the local folder: detoxify 0.5 reads the base config by
-    that name even when given ``huggingface_config_path``, so a hub id there
-    would need the hub. Returns ``(checkpoint, folder, model)``.
-    """
-    classes = list(DETOXIFY_ORIGINAL_CLASSES if classes is None else classes)
-    folder = out_dir / "bert"
-    folder.mkdir(parents=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "you", "are", "nice", "awful"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=len(classes),
-    )
-    config.save_pretrained(folder)
-    torch.manual_seed(seed)
-    model = BertForSequenceClassification(config).eval()
-    args = {
-        "model_type": str(folder),
-        "model_name": "BertForSequenceClassification",
-        "tokenizer_name": "BertTokenizer",
-        "num_classes": len(classes),
-    }
-    checkpoint = {
-        "config": {"arch": {"args": args}, "dataset": {"args": {"classes": classes}}},
-        "state_dict": model.state_dict(),
-    }
-    torch.save(checkpoint, out_dir / "tiny.ckpt")
-    return out_dir / "tiny.ckpt", folder, model
+from tests.support import build_random_detoxify_checkpoint  # noqa: E402
 
 
 def test_detoxify_real_package_with_a_local_checkpoint(
