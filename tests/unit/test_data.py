@@ -691,10 +691,20 @@ def test_paper_preset_prompt_sets_load(tmp_path: Path, monkeypatch: pytest.Monke
         assert prepare_prompts(name, spec, out, seed=preset["seed"], repo_root=REPO) > 0
         rows = read_jsonl(out, required=PROMPT_KEYS)
         assert {r["promptset"] for r in rows} == {name}
-    assert sources == {"rtp": "rtp_hub", "bold": "bold_hub"}
-    assert sorted(fetched) == [(BOLD_HUB_ID, "prompts.bold.path"), (RTP_HUB_ID, "prompts.rtp.path")]
+    assert sources == {
+        "rtp": "rtp_hub",
+        "rtp_nontoxic": "rtp_hub",
+        "bold": "bold_hub",
+        "unprompted": "unprompted",
+    }
+    assert sorted(fetched) == [
+        (BOLD_HUB_ID, "prompts.bold.path"),
+        (RTP_HUB_ID, "prompts.rtp.path"),
+        (RTP_HUB_ID, "prompts.rtp_nontoxic.path"),
+    ]
     rtp = read_jsonl(tmp_path / "rtp.jsonl")
-    assert len(rtp) == 4  # the challenging rows of the fixture
+    assert len(rtp) == 4  # the fixture's prompts with toxicity >= 0.5
+    assert len(read_jsonl(tmp_path / "rtp_nontoxic.jsonl")) == 4  # and those below it
     assert all("source_continuation" in r for r in rtp)
 
 
