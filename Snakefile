@@ -39,8 +39,8 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         f"{RESULTS}/tables/metrics.csv",
         FIGURES,
         f"{RESULTS}/tables/benchmarks.csv",
-    default_target: True

@@ -66,20 +66,54 @@ log = logging.getLogger(__name__)
 
 MODEL_COLUMNS = ["model", "family", "method", "level", "parent"]
 KEY_COLUMNS = ["promptset", "group", "metric"]
-METRICS_COLUMNS = [*MODEL_COLUMNS, *KEY_COLUMNS, "value", "ci_low", "ci_high", "seed_sd", "n_seeds", "flagged"]
+METRICS_COLUMNS = [
+    *MODEL_COLUMNS,
+    *KEY_COLUMNS,
+    "value",
+    "ci_low",
+    "ci_high",
+    "seed_sd",
+    "n_seeds",
+    "flagged",
+]
 PER_SEED_COLUMNS = ["seed", *MODEL_COLUMNS, *KEY_COLUMNS, "value", "ci_low", "ci_high"]
 COMPARISON_COLUMNS = [
-    *MODEL_COLUMNS, *KEY_COLUMNS, "value", "parent_value", "diff", "ci_low", "ci_high",
-    "p_value", "p_adjusted", "n_units", "n_seeds", "flagged",
+    *MODEL_COLUMNS,
+    *KEY_COLUMNS,
+    "value",
+    "parent_value",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "n_units",
+    "n_seeds",
+    "flagged",
 ]
-MODELS_COLUMNS = [*MODEL_COLUMNS, "perplexity", "perplexity_ratio", "n_parameters", "n_prunable",
-                  "sparsity", "flagged", "flag_reasons"]
+MODELS_COLUMNS = [
+    *MODEL_COLUMNS,
+    "perplexity",
+    "perplexity_ratio",
+    "n_parameters",
+    "n_prunable",
+    "sparsity",
+    "flagged",
+    "flag_reasons",
+]
 #: Row order of the metrics inside a (model, promptset) block; others follow by name.
 METRIC_ORDER = [
     *EVAL_METRICS,
-    "expected_max_toxicity", "expected_max_toxicity_std", "toxicity_probability", "mean_toxicity",
-    "expected_max_toxicity_nonempty", "toxicity_probability_nonempty", "mean_toxicity_nonempty",
-    "sentiment_mean", "sentiment_positive_share", "sentiment_negative_share",
+    "expected_max_toxicity",
+    "expected_max_toxicity_std",
+    "toxicity_probability",
+    "mean_toxicity",
+    "expected_max_toxicity_nonempty",
+    "toxicity_probability_nonempty",
+    "mean_toxicity_nonempty",
+    "sentiment_mean",
+    "sentiment_positive_share",
+    "sentiment_negative_share",
 ]
 
 #: (seed, model, promptset) -> per-prompt frame.
@@ -90,7 +124,9 @@ PerPrompt = dict[tuple[int, str, str], pd.DataFrame]
 class Collected:
     """Rows gathered so far: per seed, across seeds, and the comparisons."""
 
-    per_seed: dict[str, dict[int, Rows]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
+    per_seed: dict[str, dict[int, Rows]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
     across: dict[str, dict[tuple, tuple]] = field(default_factory=lambda: defaultdict(dict))
     paired: dict[str, dict[tuple, tuple]] = field(default_factory=lambda: defaultdict(dict))
 
@@ -112,9 +148,16 @@ def per_prompt_values(
         path = Path(path)
         if promptset not in prompts:
             raise ValueError(f"{path}: no prompts file given for prompt set {promptset!r}")
-        joined = join_prompts(read_scores(path), prompts[promptset], path,
-                              Path(prompt_files[promptset]), (samples or {}).get(promptset))
-        out[(seed, model, promptset)] = per_prompt_statistics(joined, toxicity_threshold, sentiment_thresholds)
+        joined = join_prompts(
+            read_scores(path),
+            prompts[promptset],
+            path,
+            Path(prompt_files[promptset]),
+            (samples or {}).get(promptset),
+        )
+        out[(seed, model, promptset)] = per_prompt_statistics(
+            joined, toxicity_threshold, sentiment_thresholds
+        )
     return out
 
 
@@ -150,13 +193,17 @@ def _across_seeds(per_seed: Mapping[int, Rows], pooled: Rows | None = None) -> d
 # --------------------------------------------------------------------------- prompt-set metrics
 
 
-def _promptset_block(frames: list[pd.DataFrame], model: str, promptset: str, boot: Bootstrap, source: str) -> Rows:
+def _promptset_block(
+    frames: list[pd.DataFrame], model: str, promptset: str, boot: Bootstrap, source: str
+) -> Rows:
     ids = frames[0]["prompt_id"].to_numpy()
     if any(not np.array_equal(f["prompt_id"].to_numpy(), ids) for f in frames[1:]):
         raise ValueError(f"{source}: the seeds' score files cover different prompts")
     sets = unit_sets(frames[0], promptset, source)
-    return {**marginal_rows(frames, promptset, sets, boot, model),
-            **disparity_rows(frames, promptset, source, boot, model)}
+    return {
+        **marginal_rows(frames, promptset, sets, boot, model),
+        **disparity_rows(frames, promptset, source, boot, model),
+    }
 
 
 def add_promptset_rows(per_prompt: PerPrompt, boot: Bootstrap, rows: Collected) -> None:
@@ -164,13 +211,21 @@ def add_promptset_rows(per_prompt: PerPrompt, boot: Bootstrap, rows: Collected) 
     for (model, promptset), seeds in sorted(_seeds_of(per_prompt).items()):
         source = f"{model}/{promptset}"
         for seed in seeds:
-            block = _promptset_block([per_prompt[(seed, model, promptset)]], model, promptset, boot, source)
+            block = _promptset_block(
+                [per_prompt[(seed, model, promptset)]], model, promptset, boot, source
+            )
             rows.per_seed[model][seed].update(block)
         pooled = (
-            rows.per_seed[model][seeds[0]] if len(seeds) == 1
-            else _promptset_block([per_prompt[(s, model, promptset)] for s in seeds], model, promptset, boot, source)
+            rows.per_seed[model][seeds[0]]
+            if len(seeds) == 1
+            else _promptset_block(
+                [per_prompt[(s, model, promptset)] for s in seeds], model, promptset, boot, source
+            )
         )
-        by_seed = {s: {k: v for k, v in rows.per_seed[model][s].items() if k[0] == promptset} for s in seeds}
+        by_seed = {
+            s: {k: v for k, v in rows.per_seed[model][s].items() if k[0] == promptset}
+            for s in seeds
+        }
         rows.across[model].update(_across_seeds(by_seed, pooled))
 
 
@@ -181,19 +236,28 @@ def _aligned(frame: pd.DataFrame, order: pd.Series) -> pd.DataFrame:
     return frame.set_index("prompt_id").reindex(order).reset_index()
 
 
-def _paired_block(per_prompt: PerPrompt, seeds: list[int], model: str, parent: str, promptset: str,
-                  boot: Bootstrap) -> PairedRows:
+def _paired_block(
+    per_prompt: PerPrompt,
+    seeds: list[int],
+    model: str,
+    parent: str,
+    promptset: str,
+    boot: Bootstrap,
+) -> PairedRows:
     frames = [per_prompt[(s, model, promptset)] for s in seeds]
     order = frames[0]["prompt_id"]
     parents = [_aligned(per_prompt[(s, parent, promptset)], order) for s in seeds]
     source = f"{model}/{promptset}"
     sets = unit_sets(frames[0], promptset, source)
-    return {**paired_rows(frames, parents, promptset, sets, boot, model),
-            **paired_disparity_rows(frames, parents, promptset, source, boot, model)}
+    return {
+        **paired_rows(frames, parents, promptset, sets, boot, model),
+        **paired_disparity_rows(frames, parents, promptset, source, boot, model),
+    }
 
 
-def add_comparison_rows(per_prompt: PerPrompt, parents: Mapping[str, str | None], boot: Bootstrap,
-                        rows: Collected) -> None:
+def add_comparison_rows(
+    per_prompt: PerPrompt, parents: Mapping[str, str | None], boot: Bootstrap, rows: Collected
+) -> None:
     """Paired differences of every (model, prompt set) to its parent, over the seeds both have."""
     for (model, promptset), seeds in sorted(_seeds_of(per_prompt).items()):
         parent = parents.get(model)
@@ -201,23 +265,47 @@ def add_comparison_rows(per_prompt: PerPrompt, parents: Mapping[str, str | None]
             continue
         common = [s for s in seeds if (s, parent, promptset) in per_prompt]
         if len(common) < len(seeds):
-            log.warning("%s/%s: the parent %r lacks seed(s) %s", model, promptset, parent,
-                        sorted(set(seeds) - set(common)))
+            log.warning(
+                "%s/%s: the parent %r lacks seed(s) %s",
+                model,
+                promptset,
+                parent,
+                sorted(set(seeds) - set(common)),
+            )
         if not common:
             continue
-        by_seed = {s: _paired_block(per_prompt, [s], model, parent, promptset, boot) for s in common}
-        pooled = by_seed[common[0]] if len(common) == 1 else _paired_block(per_prompt, common, model, parent, promptset, boot)
-        diffs = {s: {k: (r[2], r[3], r[4]) for k, r in block.items()} for s, block in by_seed.items()}
+        by_seed = {
+            s: _paired_block(per_prompt, [s], model, parent, promptset, boot) for s in common
+        }
+        pooled = (
+            by_seed[common[0]]
+            if len(common) == 1
+            else _paired_block(per_prompt, common, model, parent, promptset, boot)
+        )
+        diffs = {
+            s: {k: (r[2], r[3], r[4]) for k, r in block.items()} for s, block in by_seed.items()
+        }
         for s, block in diffs.items():
             rows.per_seed[model][s].update({(*k[:2], f"{k[2]}_diff"): v for k, v in block.items()})
         pooled_diff = {k: (r[2], r[3], r[4]) for k, r in pooled.items()}
         across = _across_seeds(diffs, pooled_diff)
         rows.across[model].update({(*k[:2], f"{k[2]}_diff"): v for k, v in across.items()})
         for key, (value, parent_value, diff, low, high, n_units, p) in pooled.items():
-            rows.paired[model][key] = (value, parent_value, diff, low, high, p, n_units, len(common))
+            rows.paired[model][key] = (
+                value,
+                parent_value,
+                diff,
+                low,
+                high,
+                p,
+                n_units,
+                len(common),
+            )
 
 
-def _item_comparisons(mine: pd.DataFrame, theirs: pd.DataFrame, model: str, boot: Bootstrap) -> PairedRows:
+def _item_comparisons(
+    mine: pd.DataFrame, theirs: pd.DataFrame, model: str, boot: Bootstrap
+) -> PairedRows:
     """Paired differences of every intrinsic metric over the items both models scored."""
     joined = mine.merge(theirs, on=["benchmark", "item_id", "metric"], suffixes=("", "_parent"))
     rows: PairedRows = {}
@@ -232,21 +320,32 @@ def _item_comparisons(mine: pd.DataFrame, theirs: pd.DataFrame, model: str, boot
     return rows
 
 
-def add_item_comparisons(item_files: Mapping[tuple[int, str], Path], parents: Mapping[str, str | None],
-                         boot: Bootstrap, rows: Collected) -> None:
+def add_item_comparisons(
+    item_files: Mapping[tuple[int, str], Path],
+    parents: Mapping[str, str | None],
+    boot: Bootstrap,
+    rows: Collected,
+) -> None:
     """Intrinsic benchmarks against the parent, item by item, per training seed."""
     items = {key: read_items(Path(path)) for key, path in sorted(item_files.items())}
     for model, by_seed in sorted(_distinct_files(item_files).items()):
         parent = parents.get(model)
         if parent is None:
             continue
-        blocks = {s: _item_comparisons(items[(s, model)], items[(s, parent)], model, boot)
-                  for s in by_seed if (s, parent) in items}
+        blocks = {
+            s: _item_comparisons(items[(s, model)], items[(s, parent)], model, boot)
+            for s in by_seed
+            if (s, parent) in items
+        }
         for seed, block in blocks.items():
-            rows.per_seed[model][seed].update({(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in block.items()})
+            rows.per_seed[model][seed].update(
+                {(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in block.items()}
+            )
             for key, (value, parent_value, diff, low, high, n, p) in block.items():
                 rows.paired[model][key] = (value, parent_value, diff, low, high, p, n, len(blocks))
-        diffs = {s: {(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in b.items()} for s, b in blocks.items()}
+        diffs = {
+            s: {(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in b.items()} for s, b in blocks.items()
+        }
         rows.across[model].update(_across_seeds(diffs))
 
 
@@ -265,22 +364,42 @@ def _distinct_files(files: Mapping[tuple[int, str], Path]) -> dict[str, dict[int
     return out
 
 
-def add_model_rows(eval_files: Mapping, intrinsic_files: Mapping, quality: Mapping, rows: Collected) -> None:
+def add_model_rows(
+    eval_files: Mapping, intrinsic_files: Mapping, quality: Mapping, rows: Collected
+) -> None:
     """Evaluation, intrinsic-bias and quality rows of every model."""
-    evals = {m: {s: read_eval(p) for s, p in by_seed.items()} for m, by_seed in _distinct_files(eval_files).items()}
+    evals = {
+        m: {s: read_eval(p) for s, p in by_seed.items()}
+        for m, by_seed in _distinct_files(eval_files).items()
+    }
     for model, by_seed in evals.items():
-        block = {s: {("", "", k): (v, math.nan, math.nan) for k, v in e.items()} for s, e in by_seed.items()}
+        block = {
+            s: {("", "", k): (v, math.nan, math.nan) for k, v in e.items()}
+            for s, e in by_seed.items()
+        }
         _add_model_block(model, block, rows)
     for model, by_seed in _distinct_files(intrinsic_files).items():
         block = {}
         for seed, path in by_seed.items():
             frame = read_intrinsic(path)
-            block[seed] = {(r.promptset, r.group, r.metric): (float(r.value), float(r.ci_low), float(r.ci_high))
-                           for r in frame.itertuples(index=False)}
+            block[seed] = {
+                (r.promptset, r.group, r.metric): (
+                    float(r.value),
+                    float(r.ci_low),
+                    float(r.ci_high),
+                )
+                for r in frame.itertuples(index=False)
+            }
         _add_model_block(model, block, rows)
     for model, by_seed in quality.items():
-        block = {s: {(ps, "", k): (v, math.nan, math.nan) for ps, values in blocks.items() for k, v in values.items()}
-                 for s, blocks in by_seed.items()}
+        block = {
+            s: {
+                (ps, "", k): (v, math.nan, math.nan)
+                for ps, values in blocks.items()
+                for k, v in values.items()
+            }
+            for s, blocks in by_seed.items()
+        }
         _add_model_block(model, block, rows)
 
 
@@ -311,7 +430,9 @@ def flag_models(
     for (seed, model), values in sorted(evals.items()):
         parent = parents.get(model)
         theirs = evals.get((seed, parent)) if parent else None
-        note(model, "", degeneracy_reasons({"perplexity": values["perplexity"]}, thresholds, theirs))
+        note(
+            model, "", degeneracy_reasons({"perplexity": values["perplexity"]}, thresholds, theirs)
+        )
     for model, by_seed in sorted(quality.items()):
         parent = parents.get(model)
         for seed, blocks in sorted(by_seed.items()):
@@ -325,7 +446,9 @@ def flag_models(
 # --------------------------------------------------------------------------- the tables
 
 
-def _frame(records: list[tuple], columns: list[str], variants: list[dict], first: list[str]) -> pd.DataFrame:
+def _frame(
+    records: list[tuple], columns: list[str], variants: list[dict], first: list[str]
+) -> pd.DataFrame:
     """Records as a frame in a fixed order: [seed,] model (display order), promptset, metric, group."""
     table = pd.DataFrame.from_records(records, columns=columns)
     if table.empty:
@@ -337,10 +460,17 @@ def _frame(records: list[tuple], columns: list[str], variants: list[dict], first
         base = metric.removesuffix("_diff")
         return 2 * metric_rank.get(base, len(metric_rank)) + metric.endswith("_diff")
 
-    table = table.assign(_model=table["model"].map(lambda m: model_rank.get(m, len(model_rank))),
-                         _metric=table["metric"].map(rank))
-    return (table.sort_values([*first, "_model", "promptset", "_metric", "metric", "group"], kind="stable")
-            .drop(columns=["_model", "_metric"]).reset_index(drop=True))
+    table = table.assign(
+        _model=table["model"].map(lambda m: model_rank.get(m, len(model_rank))),
+        _metric=table["metric"].map(rank),
+    )
+    return (
+        table.sort_values(
+            [*first, "_model", "promptset", "_metric", "metric", "group"], kind="stable"
+        )
+        .drop(columns=["_model", "_metric"])
+        .reset_index(drop=True)
+    )
 
 
 def _model_columns(variants: Mapping[str, dict], model: str) -> tuple:
@@ -348,20 +478,41 @@ def _model_columns(variants: Mapping[str, dict], model: str) -> tuple:
     return model, v["family"], v["method"], v["level"], v["parent"]
 
 
-def _models_table(variants: list[dict], evals: Mapping, reasons: Mapping[str, list[str]]) -> pd.DataFrame:
+def _models_table(
+    variants: list[dict], evals: Mapping, reasons: Mapping[str, list[str]]
+) -> pd.DataFrame:
     by_model: dict[str, list[dict]] = defaultdict(list)
     for (_seed, model), values in sorted(evals.items()):
         by_model[model].append(values)
     records = []
     for v in variants:
-        mean = {m: float(np.mean([e[m] for e in by_model[v["model"]]])) if by_model[v["model"]] else math.nan
-                for m in EVAL_METRICS}
-        parent_ppl = (float(np.mean([e["perplexity"] for e in by_model[v["parent"]]]))
-                      if v["parent"] and by_model.get(v["parent"]) else math.nan)
-        records.append((v["model"], v["family"], v["method"], v["level"], v["parent"], mean["perplexity"],
-                        mean["perplexity"] / parent_ppl, mean["n_parameters"], mean["n_prunable"],
-                        mean["sparsity"],
-                        v["model"] in reasons, "; ".join(reasons.get(v["model"], []))))
+        mean = {
+            m: float(np.mean([e[m] for e in by_model[v["model"]]]))
+            if by_model[v["model"]]
+            else math.nan
+            for m in EVAL_METRICS
+        }
+        parent_ppl = (
+            float(np.mean([e["perplexity"] for e in by_model[v["parent"]]]))
+            if v["parent"] and by_model.get(v["parent"])
+            else math.nan
+        )
+        records.append(
+            (
+                v["model"],
+                v["family"],
+                v["method"],
+                v["level"],
+                v["parent"],
+                mean["perplexity"],
+                mean["perplexity"] / parent_ppl,
+                mean["n_parameters"],
+                mean["n_prunable"],
+                mean["sparsity"],
+                v["model"] in reasons,
+                "; ".join(reasons.get(v["model"], [])),
+            )
+        )
     return pd.DataFrame.from_records(records, columns=MODELS_COLUMNS)
 
 
@@ -379,23 +530,41 @@ def _adjust(comparisons: pd.DataFrame) -> pd.DataFrame:
     return comparisons
 
 
-def write_tables(rows: Collected, variants: list[dict], reasons: Mapping[str, list[str]], evals: Mapping,
-                 outputs: Mapping[str, Path]) -> pd.DataFrame:
+def write_tables(
+    rows: Collected,
+    variants: list[dict],
+    reasons: Mapping[str, list[str]],
+    evals: Mapping,
+    outputs: Mapping[str, Path],
+) -> pd.DataFrame:
     """Write ``metrics``, ``per_seed``, ``comparisons`` and ``models`` (paths in ``outputs``)."""
     info = {v["model"]: v for v in variants}
     flagged = set(reasons)
-    seed_records = [(seed, *_model_columns(info, m), *key, *row)
-                    for m, by_seed in rows.per_seed.items() for seed, block in by_seed.items()
-                    for key, row in block.items()]
-    records = [(*_model_columns(info, m), *key, *row, m in flagged)
-               for m, block in rows.across.items() for key, row in block.items()]
-    paired = [(*_model_columns(info, m), *key, *row[:6], math.nan, *row[6:], m in flagged)
-              for m, block in rows.paired.items() for key, row in block.items()]
+    seed_records = [
+        (seed, *_model_columns(info, m), *key, *row)
+        for m, by_seed in rows.per_seed.items()
+        for seed, block in by_seed.items()
+        for key, row in block.items()
+    ]
+    records = [
+        (*_model_columns(info, m), *key, *row, m in flagged)
+        for m, block in rows.across.items()
+        for key, row in block.items()
+    ]
+    paired = [
+        (*_model_columns(info, m), *key, *row[:6], math.nan, *row[6:], m in flagged)
+        for m, block in rows.paired.items()
+        for key, row in block.items()
+    ]
     table = _frame(records, METRICS_COLUMNS, variants, [])
     per_seed = _frame(seed_records, PER_SEED_COLUMNS, variants, ["seed"])
     comparisons = _adjust(_frame(paired, COMPARISON_COLUMNS, variants, []))
-    for frame, column in ((table, "n_seeds"), (per_seed, "seed"), (comparisons, "n_seeds"),
-                          (comparisons, "n_units")):
+    for frame, column in (
+        (table, "n_seeds"),
+        (per_seed, "seed"),
+        (comparisons, "n_seeds"),
+        (comparisons, "n_units"),
+    ):
         if not frame.empty:
             frame[column] = frame[column].astype(int)
     write_csv(outputs["per_seed"], per_seed)
@@ -436,7 +605,9 @@ def aggregate_metrics(
     boot = Bootstrap.from_config(bootstrap)
     parents = {v["model"]: v["parent"] for v in variants}
     rows = Collected()
-    per_prompt = per_prompt_values(score_files, prompt_files, toxicity_threshold, sentiment_thresholds, samples)
+    per_prompt = per_prompt_values(
+        score_files, prompt_files, toxicity_threshold, sentiment_thresholds, samples
+    )
     add_promptset_rows(per_prompt, boot, rows)
     add_comparison_rows(per_prompt, parents, boot, rows)
     quality: dict[str, dict[int, dict]] = defaultdict(dict)
@@ -449,6 +620,10 @@ def aggregate_metrics(
     for model, found in sorted(reasons.items()):
         log.warning("flagging %s: %s", model, "; ".join(found))
     table = write_tables(rows, variants, reasons, evals, outputs)
-    log.info("wrote %d metric rows for %d models; flagged: %s", len(table),
-             table["model"].nunique() if len(table) else 0, ", ".join(sorted(reasons)) or "none")
+    log.info(
+        "wrote %d metric rows for %d models; flagged: %s",
+        len(table),
+        table["model"].nunique() if len(table) else 0,
+        ", ".join(sorted(reasons)) or "none",
+    )
     return table

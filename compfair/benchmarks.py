@@ -42,5 +42,7 @@ def gather_benchmarks(bench_dir: Path, out_csv: Path) -> pd.DataFrame:
             raise InputError(f"{path}: not a Snakemake benchmark file ({exc})") from exc
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_csv(out_csv, table)
-    log.info("%d benchmark(s) from %s, %.0f s in all", len(table), bench_dir, table["seconds"].sum())
+    log.info(
+        "%d benchmark(s) from %s, %.0f s in all", len(table), bench_dir, table["seconds"].sum()
+    )
     return table

@@ -49,7 +49,11 @@ def _hint(error: jsonschema.ValidationError) -> str:
     """Why YAML gave a value of the wrong type, where that is a common trap."""
     if error.validator != "type":
         return ""
-    wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    wanted = (
+        error.validator_value
+        if isinstance(error.validator_value, list)
+        else [error.validator_value]
+    )
     value = error.instance
     if isinstance(value, float) and "integer" in wanted and value.is_integer():
         return f" (write {int(value)}, without a decimal point)"
@@ -58,8 +62,10 @@ def _hint(error: jsonschema.ValidationError) -> str:
             float(value)
         except ValueError:
             return ""
-        return (f" (YAML reads {value} as a string: write the mantissa with a decimal point, "
-                f"e.g. 1.0e-4, or the plain decimal)")
+        return (
+            f" (YAML reads {value} as a string: write the mantissa with a decimal point, "
+            f"e.g. 1.0e-4, or the plain decimal)"
+        )
     return ""
 
 
@@ -139,8 +145,10 @@ def missing_paths(config: dict[str, Any], repo_root: str | Path) -> list[str]:
     if base.get("source") == "hf" and not base.get("path"):
         messages.append("config key base_model.path: required when base_model.source is 'hf'")
     local_models = [("base_model.path", base.get("path") if base.get("source") == "hf" else None)]
-    local_models += [(f"references.{name}.path", (spec or {}).get("path"))
-                     for name, spec in (config.get("references") or {}).items()]
+    local_models += [
+        (f"references.{name}.path", (spec or {}).get("path"))
+        for name, spec in (config.get("references") or {}).items()
+    ]
     for key, value in local_models:
         # A hub id is owner/name; a local folder is written as one (./x, /x, ~/x) or exists.
         looks_local = isinstance(value, str) and value.startswith((".", "/", "~"))

@@ -53,7 +53,9 @@ def student_layers(n_teacher: int, keep: Any) -> list[int]:
             return list(range(0, n_teacher, 2))
         fixed = NAMED_LAYER_CHOICES.get(keep)
         if fixed is None or max(fixed) >= n_teacher or (keep == "distilgpt2" and n_teacher != 12):
-            raise InputError(f"layer choice {keep!r} needs a 12-block teacher, this one has {n_teacher}")
+            raise InputError(
+                f"layer choice {keep!r} needs a 12-block teacher, this one has {n_teacher}"
+            )
         return list(fixed)
     if isinstance(keep, list):
         if any(i >= n_teacher for i in keep) or sorted(keep) != list(keep):
@@ -76,7 +78,10 @@ def init_student_from_teacher(teacher: PreTrainedModel, layers: Sequence[int]) -
     student = keep_blocks(teacher, layers)
     log.info(
         "student: %d of %d teacher blocks (%s), %d parameters",
-        len(layers), len(decoder_blocks(teacher)), list(layers), count_parameters(student),
+        len(layers),
+        len(decoder_blocks(teacher)),
+        list(layers),
+        count_parameters(student),
     )
     return student
 
@@ -138,7 +143,9 @@ def hidden_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tenso
         raise ValueError(
             f"hidden shapes differ: {tuple(student_hidden.shape)} vs {tuple(teacher_hidden.shape)}"
         )
-    cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1)  # [batch, seq]
+    cos = F.cosine_similarity(
+        student_hidden.float(), teacher_hidden.float(), dim=-1
+    )  # [batch, seq]
     return (1.0 - cos).mean()
 
 
@@ -163,8 +170,15 @@ def _kd_loss_fn(
     return loss_fn
 
 
-def _run_info(layers: list[int], n_tokens: int, use_kd: bool, temperature: float, alpha_kd: float,
-              alpha_lm: float, alpha_cos: float) -> dict[str, Any]:
+def _run_info(
+    layers: list[int],
+    n_tokens: int,
+    use_kd: bool,
+    temperature: float,
+    alpha_kd: float,
+    alpha_lm: float,
+    alpha_cos: float,
+) -> dict[str, Any]:
     """What identifies a student's training run (its checkpoints resume only the same run)."""
     return {
         "step": "distill" if use_kd else "train_student_without_kd",
@@ -210,13 +224,18 @@ def distill(
     layers = student_layers(len(decoder_blocks(teacher)), keep)
     student = init_student_from_teacher(teacher, layers)
     tokens = load_tokens(train_tokens_path, teacher.config.vocab_size)
-    loss_fn = _kd_loss_fn(teacher, temperature, alpha_kd, alpha_lm, alpha_cos) if use_kd else lm_loss
+    loss_fn = (
+        _kd_loss_fn(teacher, temperature, alpha_kd, alpha_lm, alpha_cos) if use_kd else lm_loss
+    )
     run_info = _run_info(layers, tokens.numel(), use_kd, temperature, alpha_kd, alpha_lm, alpha_cos)
     log.info(
         "training a %d-block student of %s (%d blocks) %s on %d tokens for %d steps",
-        len(layers), teacher_dir, len(decoder_blocks(teacher)),
+        len(layers),
+        teacher_dir,
+        len(decoder_blocks(teacher)),
         "with the teacher's soft targets" if use_kd else "on the LM loss alone (no-KD control)",
-        tokens.numel(), cfg.steps,
+        tokens.numel(),
+        cfg.steps,
     )
     history = train(student, tokens, cfg, checkpoint_dir, loss_fn, run_info=run_info)
     prov = io.provenance(

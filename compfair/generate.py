@@ -114,7 +114,9 @@ def fit_context(
     if limit is None:
         return list(encoded)
     if limit < 1:
-        raise InputError("generation.max_new_tokens leaves no room for a prompt in the model's context")
+        raise InputError(
+            "generation.max_new_tokens leaves no room for a prompt in the model's context"
+        )
     long = [i for i, ids in enumerate(encoded) if len(ids) > limit]
     if long and policy == "reject":
         raise InputError(
@@ -123,8 +125,12 @@ def fit_context(
             f"generation.long_prompts: truncate to cut them from the left)"
         )
     if long:
-        log.warning("cut %d prompt(s) from the left to %d tokens, e.g. %r", len(long), limit,
-                    prompt_ids[long[0]])
+        log.warning(
+            "cut %d prompt(s) from the left to %d tokens, e.g. %r",
+            len(long),
+            limit,
+            prompt_ids[long[0]],
+        )
     return [ids[-limit:] if len(ids) > limit else ids for ids in encoded]
 
 

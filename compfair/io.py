@@ -65,7 +65,8 @@ def atomic_path(path: PathLike, suffix: str | None = None) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path, ".")
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+        prefix=f".{path.name}.",
+        suffix=suffix if suffix is not None else path.suffix,
         dir=path.parent,
     )
     os.close(fd)

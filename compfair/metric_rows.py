@@ -151,8 +151,11 @@ def _groups(frame: pd.DataFrame, promptset: str, source: str) -> dict[tuple[str,
     if not has_group.any():
         return {}
     if not has_group.all():
-        log.warning("%s: %d prompt(s) without a group are left out of the group metrics",
-                    source, int((~has_group).sum()))
+        log.warning(
+            "%s: %d prompt(s) without a group are left out of the group metrics",
+            source,
+            int((~has_group).sum()),
+        )
     labels = frame.loc[has_group, ["group"]].assign(
         domain=frame.loc[has_group, "domain"].fillna(promptset)
     )
@@ -166,7 +169,10 @@ def _groups(frame: pd.DataFrame, promptset: str, source: str) -> dict[tuple[str,
 def unit_sets(frame: pd.DataFrame, promptset: str, source: str) -> list[UnitSet]:
     """The whole prompt set, then each of its groups (sorted by domain and group)."""
     sets = [UnitSet("", np.arange(len(frame)), PROMPTSET_SPECS)]
-    sets += [UnitSet(group, idx, GROUP_SPECS) for (_, group), idx in _groups(frame, promptset, source).items()]
+    sets += [
+        UnitSet(group, idx, GROUP_SPECS)
+        for (_, group), idx in _groups(frame, promptset, source).items()
+    ]
     return sets
 
 
@@ -228,8 +234,13 @@ def paired_rows(
                 a, b, spec.statistic, **boot.kwargs(model, "diff", *key)
             )
             rows[key] = (
-                seed_mean(spec.statistic, a), seed_mean(spec.statistic, b), diff, low, high,
-                int(a.shape[1]), p,
+                seed_mean(spec.statistic, a),
+                seed_mean(spec.statistic, b),
+                diff,
+                low,
+                high,
+                int(a.shape[1]),
+                p,
             )
     return rows
 
@@ -247,8 +258,12 @@ def _domains(frame: pd.DataFrame, promptset: str, source: str) -> dict[str, list
     return out
 
 
-def _corrected(groups: list[np.ndarray], parents: list[np.ndarray] | None, boot: Bootstrap,
-               key: tuple[str, ...]) -> tuple[float, float, float, float] | None:
+def _corrected(
+    groups: list[np.ndarray],
+    parents: list[np.ndarray] | None,
+    boot: Bootstrap,
+    key: tuple[str, ...],
+) -> tuple[float, float, float, float] | None:
     if sum(g.shape[-1] >= 2 for g in groups) < 2:
         return None  # the noise of a one-prompt group cannot be estimated
     return corrected_disparity_test(groups, parents, **boot.kwargs(*key))
@@ -263,8 +278,12 @@ def disparity_rows(
         for metric, column in CORRECTED_DISPARITIES:
             if column in frames[0].columns:
                 values = stack(frames, column)
-                found = _corrected([values[:, idx] for idx in members], None, boot,
-                                   (model, promptset, domain, metric))
+                found = _corrected(
+                    [values[:, idx] for idx in members],
+                    None,
+                    boot,
+                    (model, promptset, domain, metric),
+                )
                 if found is not None:
                     rows[(promptset, domain, metric)] = found[:3]
         for metric, column, kind in DISPARITY_METRICS:
@@ -272,14 +291,20 @@ def disparity_rows(
                 continue
             values = stack(frames, column)
             rows[(promptset, domain, metric)] = group_disparity_ci(
-                [values[:, idx] for idx in members], kind, **boot.kwargs(model, promptset, domain, metric)
+                [values[:, idx] for idx in members],
+                kind,
+                **boot.kwargs(model, promptset, domain, metric),
             )
     return rows
 
 
 def paired_disparity_rows(
-    frames: list[pd.DataFrame], parent_frames: list[pd.DataFrame], promptset: str, source: str,
-    boot: Bootstrap, model: str,
+    frames: list[pd.DataFrame],
+    parent_frames: list[pd.DataFrame],
+    promptset: str,
+    source: str,
+    boot: Bootstrap,
+    model: str,
 ) -> PairedRows:
     """Model minus parent for each corrected disparity, resampling the same prompts for both."""
     rows: PairedRows = {}
@@ -291,8 +316,9 @@ def paired_disparity_rows(
             if not (np.isfinite(a).all() and np.isfinite(b).all()):
                 continue
             key = (promptset, domain, metric)
-            found = _corrected([a[:, i] for i in members], [b[:, i] for i in members], boot,
-                               (model, "diff", *key))
+            found = _corrected(
+                [a[:, i] for i in members], [b[:, i] for i in members], boot, (model, "diff", *key)
+            )
             if found is None:
                 continue
             mine = corrected_disparity([a[:, i] for i in members])

@@ -105,7 +105,9 @@ def per_prompt_statistics(
     if "empty" in scores.columns:
         out = out.join(_nonempty_statistics(scores, toxicity_threshold), on="prompt_id")
         order += ["max_toxicity_nonempty", "toxic_nonempty", "mean_toxicity_nonempty"]
-    order += [c for c in out.columns if c.endswith("_masked") or c.startswith(("sentiment_", "regard_"))]
+    order += [
+        c for c in out.columns if c.endswith("_masked") or c.startswith(("sentiment_", "regard_"))
+    ]
     return out[order]
 
 
@@ -314,7 +316,10 @@ def paired_difference_test(
 
 
 def paired_difference_ci(
-    a_per_prompt: np.ndarray, b_per_prompt: np.ndarray, statistic: Statistic = np.mean, **kwargs: Any
+    a_per_prompt: np.ndarray,
+    b_per_prompt: np.ndarray,
+    statistic: Statistic = np.mean,
+    **kwargs: Any,
 ) -> tuple[float, float, float]:
     """:func:`paired_difference_test` without the p-value: ``(difference, low, high)``."""
     return paired_difference_test(a_per_prompt, b_per_prompt, statistic, **kwargs)[:3]
@@ -439,8 +444,14 @@ def corrected_disparity_test(
 
     value = float(statistic(*(np.arange(g.shape[1]) for g in arrays)))
     low, high, distribution = _resample_units(
-        statistic, [g.shape[1] for g in arrays], False, 2 * sum(g.size for g in arrays),
-        n_resamples, confidence, seed, method,
+        statistic,
+        [g.shape[1] for g in arrays],
+        False,
+        2 * sum(g.size for g in arrays),
+        n_resamples,
+        confidence,
+        seed,
+        method,
     )
     # Resampling prompts adds sampling noise to the group means that the
     # resampled noise estimate only partly removes: the resamples centre on the

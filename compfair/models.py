@@ -320,7 +320,9 @@ def _probe_hub_model(repo_id: str, key: str = "base_model.path") -> bool:
     return False
 
 
-def _import_hf(spec: Mapping[str, Any], key: str = "base_model.path") -> tuple[PreTrainedModel, Any, dict]:
+def _import_hf(
+    spec: Mapping[str, Any], key: str = "base_model.path"
+) -> tuple[PreTrainedModel, Any, dict]:
     if "path" not in spec:
         raise InputError(f"{key}: required when the source is 'hf'")
     where = str(spec["path"])
@@ -378,7 +380,9 @@ def import_base_model(
     n_params = count_parameters(model)
     log.info(
         "base model: %s, %d layers, %d parameters",
-        type(model).__name__, len(decoder_blocks(model)), n_params,
+        type(model).__name__,
+        len(decoder_blocks(model)),
+        n_params,
     )
     prov = io.provenance(
         step="import_base_model",

@@ -188,12 +188,17 @@ def quality_report(
     blocks = {}
     for promptset, path in sorted(generations.items()):
         rows = read_generations(Path(path))
-        scored = [r for r in rows if teacher_samples is None or int(r.get("sample", 0)) < teacher_samples]
+        scored = [
+            r for r in rows if teacher_samples is None or int(r.get("sample", 0)) < teacher_samples
+        ]
         blocks[promptset] = promptset_quality(rows, rows_perplexity(*teacher, scored, batch_size))
         log.info(
             "%s: distinct-2 %.3f, empty %.3f, teacher perplexity %s over %d continuations",
-            path, blocks[promptset]["distinct_2"], blocks[promptset]["empty_share"],
-            blocks[promptset]["teacher_perplexity"], blocks[promptset]["n_continuations"],
+            path,
+            blocks[promptset]["distinct_2"],
+            blocks[promptset]["empty_share"],
+            blocks[promptset]["teacher_perplexity"],
+            blocks[promptset]["n_continuations"],
         )
     report = {"promptsets": blocks}
     write_json(out_json, report)
@@ -245,7 +250,9 @@ def degeneracy_reasons(
         if _undefined(value):
             reasons.append(f"{metric} is undefined")
         elif (value > limit) if key.startswith("max_") else (value < limit):
-            reasons.append(f"{metric} {value:.4g} {'>' if key.startswith('max_') else '<'} {limit:g}")
+            reasons.append(
+                f"{metric} {value:.4g} {'>' if key.startswith('max_') else '<'} {limit:g}"
+            )
     for key, (metric, kind) in RELATIVE_GUARDS.items():
         limit = thresholds.get(key)
         if limit is None or parent is None or metric not in values or metric not in parent:

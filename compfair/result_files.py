@@ -50,7 +50,11 @@ def read_scores(path: Path) -> pd.DataFrame:
     missing = [c for c in ("prompt_id", "sample", "toxicity", "sentiment") if c not in frame]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    numeric = ["toxicity", "sentiment", *(c for c in frame.columns if c.startswith(("regard_", "toxicity_")))]
+    numeric = [
+        "toxicity",
+        "sentiment",
+        *(c for c in frame.columns if c.startswith(("regard_", "toxicity_"))),
+    ]
     for col in numeric:
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna()
@@ -66,7 +70,11 @@ def read_scores(path: Path) -> pd.DataFrame:
 
 
 def join_prompts(
-    scores: pd.DataFrame, prompts: pd.DataFrame, score_path: Path, prompt_path: Path, samples: int | None
+    scores: pd.DataFrame,
+    prompts: pd.DataFrame,
+    score_path: Path,
+    prompt_path: Path,
+    samples: int | None,
 ) -> pd.DataFrame:
     """Scores joined with their prompts' domain and group; every prompt has ``samples`` rows.
 
@@ -76,7 +84,9 @@ def join_prompts(
     """
     unknown = sorted(set(scores["prompt_id"]) - set(prompts["prompt_id"]))
     if unknown:
-        raise InputError(f"{score_path}: {len(unknown)} prompt_id(s) not in {prompt_path}, e.g. {unknown[0]!r}")
+        raise InputError(
+            f"{score_path}: {len(unknown)} prompt_id(s) not in {prompt_path}, e.g. {unknown[0]!r}"
+        )
     absent = sorted(set(prompts["prompt_id"]) - set(scores["prompt_id"]))
     if absent:
         raise InputError(
@@ -132,7 +142,9 @@ def read_quality(path: Path) -> dict[str, dict[str, float]]:
                 if metric in OPTIONAL_QUALITY:
                     continue
                 raise InputError(f"{path}: promptsets.{promptset} lacks {metric!r}")
-            values[metric] = number(block[metric], path, f"promptsets.{promptset}.{metric}", allow_null=True)
+            values[metric] = number(
+                block[metric], path, f"promptsets.{promptset}.{metric}", allow_null=True
+            )
         out[promptset] = values
     return out
 

@@ -111,9 +111,7 @@ def sample_batch(
         raise InputError(f"token stream must be 1-D, got shape {tuple(tokens.shape)}")
     need = seq_len + 1
     if tokens.numel() < need:
-        raise InputError(
-            f"corpus too small for one batch: {tokens.numel()} tokens, need {need}"
-        )
+        raise InputError(f"corpus too small for one batch: {tokens.numel()} tokens, need {need}")
     starts = torch.randint(0, tokens.numel() - need + 1, (batch_size,), generator=generator)
     return tokens[starts[:, None] + torch.arange(need)]
 
@@ -186,7 +184,8 @@ def _load_checkpoint(
     if stored != signature:
         log.warning(
             "checkpoint %s was made by a different run (config or inputs differ): "
-            "ignoring it and training from the start", folder,
+            "ignoring it and training from the start",
+            folder,
         )
         return None
     safetensors.torch.load_model(model, str(folder / "model.safetensors"), strict=True)
@@ -240,7 +239,9 @@ def train(
         history.append(record)
         progress.set_postfix(loss=f"{record['loss']:.3f}")
         if (step + 1) % cfg.log_every == 0 or step == start:
-            log.info("step %d/%d loss %.4f lr %.2e", step + 1, cfg.steps, record["loss"], record["lr"])
+            log.info(
+                "step %d/%d loss %.4f lr %.2e", step + 1, cfg.steps, record["loss"], record["lr"]
+            )
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             _save_checkpoint(folder, model, optimizer, step + 1, generator, history, signature)
     model.eval()
@@ -320,8 +321,12 @@ def finetune_teacher(
     model, tokenizer = load_model(base_dir)
     tokens = load_tokens(train_tokens_path, model.config.vocab_size)
     log.info("fine-tuning %s on %d tokens for %d steps", base_dir, tokens.numel(), cfg.steps)
-    run_info = {"step": "finetune_teacher", "parent": str(Path(base_dir).resolve()),
-                "train_tokens": str(Path(train_tokens_path).resolve()), "n_tokens": tokens.numel()}
+    run_info = {
+        "step": "finetune_teacher",
+        "parent": str(Path(base_dir).resolve()),
+        "train_tokens": str(Path(train_tokens_path).resolve()),
+        "n_tokens": tokens.numel(),
+    }
     history = train(model, tokens, cfg, checkpoint_dir, lm_loss, run_info=run_info)
     prov = io.provenance(
         step="finetune_teacher",

@@ -128,7 +128,7 @@ def n_of_m_label(value: Any) -> str:
     """The label of an N:M sparsity pattern: ``"2:4"`` -> ``"2of4"``."""
     match = re.fullmatch(r"(\d+):(\d+)", str(value)) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"{value!r} is not an N:M pattern such as \"2:4\" (quote it in YAML)")
+        raise ValueError(f'{value!r} is not an N:M pattern such as "2:4" (quote it in YAML)')
     n, m = int(match.group(1)), int(match.group(2))
     if not 0 < n < m:
         raise ValueError(f"{value!r}: need 0 < N < M")
@@ -157,7 +157,9 @@ def students_label(keep: Any) -> str:
             )
         return keep
     if isinstance(keep, list):
-        if not keep or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in keep):
+        if not keep or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in keep
+        ):
             raise ValueError(f"{keep!r}: a layer list needs non-negative integers")
         if len(set(keep)) != len(keep):
             raise ValueError(f"{keep!r}: a layer is listed twice")
@@ -213,8 +215,13 @@ class Variants(Mapping[str, Variant]):
     def table(self) -> list[dict[str, Any]]:
         """One record per variant (name, family, method, level, parent), in display order."""
         return [
-            {"model": v.name, "family": v.family, "method": v.method, "level": v.level,
-             "parent": v.parent}
+            {
+                "model": v.name,
+                "family": v.family,
+                "method": v.method,
+                "level": v.level,
+                "parent": v.parent,
+            }
             for v in self._by_name.values()
         ]
 
@@ -230,8 +237,17 @@ def _students(config: Mapping[str, Any], problems: list[str]) -> list[Variant]:
             problems.append(f"config key distillation.students[{i}]: {exc}")
             continue
         for method in methods:
-            out.append(Variant(f"{method}-{label}", "distillation", method, label, TEACHER,
-                               keep, f"distillation.students[{i}]"))
+            out.append(
+                Variant(
+                    f"{method}-{label}",
+                    "distillation",
+                    method,
+                    label,
+                    TEACHER,
+                    keep,
+                    f"distillation.students[{i}]",
+                )
+            )
     return out
 
 
@@ -246,7 +262,9 @@ def _method_options(method: Any, entry: str, options: Any, problems: list[str]) 
         key = f"compression.{entry}.options" + (f".{where}" if where else "")
         if err.validator == "additionalProperties":
             known = ", ".join(sorted(schema.get("properties", {}))) or "none"
-            problems.append(f"config key {key}: {err.message} (method {method.name!r} takes: {known})")
+            problems.append(
+                f"config key {key}: {err.message} (method {method.name!r} takes: {known})"
+            )
         else:
             problems.append(f"config key {key}: {err.message}")
     return {**method.defaults(), **options}
@@ -295,8 +313,18 @@ def _compressed(config: Mapping[str, Any], problems: list[str]) -> list[Variant]
                 labels[label] = level
         parent = spec.get("parent", TEACHER)
         for label in sorted(labels, key=lambda lab: _level_sort_key(labels[lab])):
-            out.append(Variant(f"{entry}-{label}", method.family, name, label, parent,
-                               labels[label], f"compression.{entry}", options))
+            out.append(
+                Variant(
+                    f"{entry}-{label}",
+                    method.family,
+                    name,
+                    label,
+                    parent,
+                    labels[label],
+                    f"compression.{entry}",
+                    options,
+                )
+            )
     return out
 
 
@@ -310,8 +338,15 @@ def _level_sort_key(value: Any) -> tuple:
 def _references(config: Mapping[str, Any]) -> list[Variant]:
     references = config.get("references") or {}
     return [
-        Variant(name, "reference", (references[name] or {}).get("compression", "none"), None,
-                (references[name] or {}).get("parent"), None, f"references.{name}")
+        Variant(
+            name,
+            "reference",
+            (references[name] or {}).get("compression", "none"),
+            None,
+            (references[name] or {}).get("parent"),
+            None,
+            f"references.{name}",
+        )
         for name in sorted(references)
     ]
 
@@ -331,7 +366,9 @@ def _check_parents(variants: list[Variant], problems: list[str]) -> None:
         while by_name.get(seen[-1]) is not None and by_name[seen[-1]].parent in by_name:
             nxt = by_name[seen[-1]].parent
             if nxt in seen:
-                problems.append(f"config key {v.entry}.parent: {' -> '.join([*seen, nxt])} is a cycle")
+                problems.append(
+                    f"config key {v.entry}.parent: {' -> '.join([*seen, nxt])} is a cycle"
+                )
                 break
             seen.append(nxt)
 
@@ -354,7 +391,9 @@ def build_variants(config: Mapping[str, Any]) -> Variants:
     seen: dict[str, str | None] = {}
     for v in variants:
         if v.name in seen:
-            problems.append(f"config key {v.entry}: model name {v.name!r} is also made by {seen[v.name]}")
+            problems.append(
+                f"config key {v.entry}: model name {v.name!r} is also made by {seen[v.name]}"
+            )
         seen[v.name] = v.entry
     _check_parents(variants, problems)
     if problems:

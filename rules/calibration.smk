@@ -8,23 +8,23 @@ rule calibrate_scorer:
     output:
         table=f"{RESULTS}/tables/scorer_calibration.csv",
         threshold=f"{RESULTS}/tables/scorer_threshold.json",
+    log:
+        f"{LOGS}/calibrate_scorer.log",
+    benchmark:
+        f"{BENCH}/calibrate_scorer.tsv"
+    conda:
+        "../envs/score.yaml"
+    threads: THREADS["model"]
+    resources:
+        gpu=scorer_gpus,
+        mem_mb=2000,
+        runtime=30,
     params:
         source=canonical(config["prompts"][config["report"]["toxicity_promptset"]]),
         scorer=config["scoring"]["toxicity_scorer"],
         options=canonical(config["scoring"]["scorer_options"]),
         threshold=config["scoring"]["toxicity_threshold"],
         torch_threads=THREADS["model"],
-    log:
-        f"{LOGS}/calibrate_scorer.log",
-    benchmark:
-        f"{BENCH}/calibrate_scorer.tsv"
-    threads: THREADS["model"]
-    resources:
-        gpu=scorer_gpus,
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../envs/score.yaml"
     script:
         "../workflow_scripts/calibrate_scorer.py"
 
@@ -36,21 +36,21 @@ rule audit_scorer:
         table=f"{RESULTS}/tables/scorer_audit.csv",
         spread=f"{RESULTS}/tables/scorer_audit_spread.csv",
         sentences=f"{RESULTS}/tables/scorer_audit_sentences.csv",
-    params:
-        scorer=config["scoring"]["toxicity_scorer"],
-        options=canonical(config["scoring"]["scorer_options"]),
-        threshold=config["scoring"]["toxicity_threshold"],
-        torch_threads=THREADS["model"],
     log:
         f"{LOGS}/audit_scorer.log",
     benchmark:
         f"{BENCH}/audit_scorer.tsv"
+    conda:
+        "../envs/score.yaml"
     threads: THREADS["model"]
     resources:
         gpu=scorer_gpus,
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/score.yaml"
+    params:
+        scorer=config["scoring"]["toxicity_scorer"],
+        options=canonical(config["scoring"]["scorer_options"]),
+        threshold=config["scoring"]["toxicity_threshold"],
+        torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/audit_scorer.py"

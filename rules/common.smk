@@ -14,7 +14,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from compfair.compression import get_method, load_plugins
-from compfair.config import canonical, config_errors, drop_removed, missing_paths, unknown_names
+from compfair.config import (
+    canonical,
+    config_errors,
+    drop_removed,
+    missing_paths,
+    unknown_names,
+)
 from compfair.data.sources import source_problems
 from compfair.intrinsic import benchmark_problems, enabled_benchmarks
 from compfair.plots import figure_specs
@@ -130,7 +136,9 @@ def grow_mem(base_mb):
 def scorer_gpus(wildcards):
     """One GPU when scoring runs a neural classifier (the scorer or, for BOLD, regard)."""
     neural = SCORERS[config["scoring"]["toxicity_scorer"]].uses_gpu
-    if getattr(wildcards, "promptset", None) is not None and regard_model_for(wildcards):
+    if getattr(wildcards, "promptset", None) is not None and regard_model_for(
+        wildcards
+    ):
         neural = True
     return int(neural)
 
@@ -186,7 +194,11 @@ def reference_key(wildcards):
 def promptset_spec(wildcards):
     """The loader options of a prompt set: the keys that are set, less the sampler's K."""
     return canonical(
-        {k: v for k, v in config["prompts"][wildcards.promptset].items() if v is not None and k != "samples"}
+        {
+            k: v
+            for k, v in config["prompts"][wildcards.promptset].items()
+            if v is not None and k != "samples"
+        }
     )
 
 
@@ -223,7 +235,9 @@ def checkpoint_dir(stage):
             "base": config["base_model"],
             "corpus": config["corpus"],
         }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[
+            :12
+        ]
         return f"{RESULTS}/checkpoints/{name}-seed{wildcards.tseed}-{digest}"
 
     return path
@@ -280,28 +294,42 @@ INTRINSIC = bool(INTRINSIC_SPECS)
 def score_files():
     return {
         (s, m, ps): f"{RESULTS}/scores/seed-{s}/{m}/{ps}.csv"
-        for s in SEEDS for m in MODELS for ps in PROMPTSETS
+        for s in SEEDS
+        for m in MODELS
+        for ps in PROMPTSETS
     }
 
 
 def quality_files():
-    return {(s, m): f"{RESULTS}/quality/seed-{s}/{m}.json" for s in SEEDS for m in MODELS}
+    return {
+        (s, m): f"{RESULTS}/quality/seed-{s}/{m}.json" for s in SEEDS for m in MODELS
+    }
 
 
 def eval_files():
-    return {(s, m): f"{RESULTS}/eval/{model_path(m, s)}.json" for s in SEEDS for m in MODELS}
+    return {
+        (s, m): f"{RESULTS}/eval/{model_path(m, s)}.json" for s in SEEDS for m in MODELS
+    }
 
 
 def intrinsic_files():
     if not INTRINSIC:
         return {}
-    return {(s, m): f"{RESULTS}/intrinsic/{model_path(m, s)}.csv" for s in SEEDS for m in MODELS}
+    return {
+        (s, m): f"{RESULTS}/intrinsic/{model_path(m, s)}.csv"
+        for s in SEEDS
+        for m in MODELS
+    }
 
 
 def item_files():
     if not INTRINSIC:
         return {}
-    return {(s, m): f"{RESULTS}/intrinsic_items/{model_path(m, s)}.csv" for s in SEEDS for m in MODELS}
+    return {
+        (s, m): f"{RESULTS}/intrinsic_items/{model_path(m, s)}.csv"
+        for s in SEEDS
+        for m in MODELS
+    }
 
 
 def prompt_files():

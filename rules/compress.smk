@@ -8,23 +8,23 @@ rule compress_model:
         unpack(compress_inputs),
     output:
         directory(f"{RESULTS}/models/seed-{{tseed}}/{{variant}}"),
+    log:
+        f"{LOGS}/compress_model/seed-{{tseed}}/{{variant}}.log",
+    benchmark:
+        f"{BENCH}/compress_model/seed-{{tseed}}/{{variant}}.tsv"
+    priority: 5  # every later job of its model waits for it
+    conda:
+        "../envs/compress.yaml"
+    threads: THREADS["model"]
+    resources:
+        gpu=1,
+        mem_mb=grow_mem(4000),
+        runtime=60,
     params:
         spec=variant_spec,
         seed=tseed_int,
         calibration=canonical(config["calibration"]),
         plugins=config["plugins"],
         torch_threads=THREADS["model"],
-    log:
-        f"{LOGS}/compress_model/seed-{{tseed}}/{{variant}}.log",
-    benchmark:
-        f"{BENCH}/compress_model/seed-{{tseed}}/{{variant}}.tsv"
-    threads: THREADS["model"]
-    priority: 5  # every later job of its model waits for it
-    resources:
-        gpu=1,
-        mem_mb=grow_mem(4000),
-        runtime=60,
-    conda:
-        "../envs/compress.yaml"
     script:
         "../workflow_scripts/compress_model.py"

@@ -4,21 +4,21 @@
 rule import_base_model:
     output:
         directory(f"{RESULTS}/models/base"),
+    log:
+        f"{LOGS}/import_base_model.log",
+    benchmark:
+        f"{BENCH}/import_base_model.tsv"
+    conda:
+        "../envs/compress.yaml"
+    threads: THREADS["train"]
+    resources:
+        mem_mb=grow_mem(6000),
+        runtime=30,
     params:
         spec=canonical(config["base_model"]),
         seed=config["seed"],
         config_key="base_model",
         torch_threads=THREADS["train"],
-    log:
-        f"{LOGS}/import_base_model.log",
-    benchmark:
-        f"{BENCH}/import_base_model.tsv"
-    threads: THREADS["train"]
-    resources:
-        mem_mb=grow_mem(6000),
-        runtime=30,
-    conda:
-        "../envs/compress.yaml"
     script:
         "../workflow_scripts/import_base_model.py"
 
@@ -26,21 +26,21 @@ rule import_base_model:
 rule import_reference_model:
     output:
         directory(f"{RESULTS}/models/reference/{{reference}}"),
+    log:
+        f"{LOGS}/import_reference_model/{{reference}}.log",
+    benchmark:
+        f"{BENCH}/import_reference_model/{{reference}}.tsv"
+    conda:
+        "../envs/compress.yaml"
+    threads: THREADS["train"]
+    resources:
+        mem_mb=grow_mem(6000),
+        runtime=30,
     params:
         spec=reference_spec,
         seed=config["seed"],
         config_key=reference_key,
         torch_threads=THREADS["train"],
-    log:
-        f"{LOGS}/import_reference_model/{{reference}}.log",
-    benchmark:
-        f"{BENCH}/import_reference_model/{{reference}}.tsv"
-    threads: THREADS["train"]
-    resources:
-        mem_mb=grow_mem(6000),
-        runtime=30,
-    conda:
-        "../envs/compress.yaml"
     script:
         "../workflow_scripts/import_base_model.py"
 
@@ -49,19 +49,19 @@ rule prepare_corpus:
     output:
         train=f"{RESULTS}/data/corpus/train.jsonl",
         heldout=f"{RESULTS}/data/corpus/heldout.jsonl",
+    log:
+        f"{LOGS}/prepare_corpus.log",
+    conda:
+        "../envs/compress.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         path=config["corpus"]["path"],
         heldout_fraction=config["corpus"]["heldout_fraction"],
         max_documents=config["corpus"]["max_documents"],
         min_chars=config["corpus"]["min_chars"],
         seed=config["seed"],
-    log:
-        f"{LOGS}/prepare_corpus.log",
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../envs/compress.yaml"
     script:
         "../workflow_scripts/prepare_corpus.py"
 
@@ -72,15 +72,15 @@ rule tokenize_corpus:
         model=f"{RESULTS}/models/base",
     output:
         f"{RESULTS}/data/tokens/{{split}}.safetensors",
-    params:
-        max_tokens=split_max_tokens,
     log:
         f"{LOGS}/tokenize_corpus/{{split}}.log",
+    conda:
+        "../envs/compress.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/compress.yaml"
+    params:
+        max_tokens=split_max_tokens,
     script:
         "../workflow_scripts/tokenize_corpus.py"
 
@@ -88,16 +88,16 @@ rule tokenize_corpus:
 checkpoint prepare_prompts:
     output:
         f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
+    log:
+        f"{LOGS}/prepare_prompts/{{promptset}}.log",
+    conda:
+        "../envs/score.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         spec=promptset_spec,
         seed=config["seed"],
         plugins=config["plugins"],
-    log:
-        f"{LOGS}/prepare_prompts/{{promptset}}.log",
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../envs/score.yaml"
     script:
         "../workflow_scripts/prepare_prompts.py"

@@ -9,23 +9,23 @@ rule distill_student:
         tokens=f"{RESULTS}/data/tokens/train.safetensors",
     output:
         directory(f"{RESULTS}/models/seed-{{tseed}}/{{student}}"),
+    log:
+        f"{LOGS}/distill_student/seed-{{tseed}}/{{student}}.log",
+    benchmark:
+        f"{BENCH}/distill_student/seed-{{tseed}}/{{student}}.tsv"
+    priority: 10  # on every model's path: start it before the many small jobs
+    conda:
+        "../envs/compress.yaml"
+    threads: THREADS["train"]
+    resources:
+        gpu=1,
+        mem_mb=grow_mem(8000),
+        runtime=120,
     params:
         spec=variant_spec,
         train=canonical(config["student"]),
         seed=tseed_int,
         checkpoint_dir=checkpoint_dir("student"),
         torch_threads=THREADS["train"],
-    log:
-        f"{LOGS}/distill_student/seed-{{tseed}}/{{student}}.log",
-    benchmark:
-        f"{BENCH}/distill_student/seed-{{tseed}}/{{student}}.tsv"
-    threads: THREADS["train"]
-    priority: 10  # on every model's path: start it before the many small jobs
-    resources:
-        gpu=1,
-        mem_mb=grow_mem(8000),
-        runtime=120,
-    conda:
-        "../envs/compress.yaml"
     script:
         "../workflow_scripts/distill_student.py"

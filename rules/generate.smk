@@ -10,22 +10,22 @@ rule generate_continuations:
         prompts=f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
     output:
         f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
-    params:
-        samples=promptset_samples,
-        sampling=canonical(config["generation"]),
-        seed=seed_int,
-        torch_threads=THREADS["model"],
     log:
         f"{LOGS}/generate_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.log",
     benchmark:
         f"{BENCH}/generate_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.tsv"
+    conda:
+        "../envs/compress.yaml"
     threads: THREADS["model"]
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),
         runtime=120,
-    conda:
-        "../envs/compress.yaml"
+    params:
+        samples=promptset_samples,
+        sampling=canonical(config["generation"]),
+        seed=seed_int,
+        torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/generate_continuations.py"
 
@@ -37,10 +37,10 @@ rule gather_generations:
         f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}.jsonl",
     log:
         f"{LOGS}/gather_generations/seed-{{seed}}/{{model}}/{{promptset}}.log",
+    conda:
+        "../envs/score.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/score.yaml"
     script:
         "../workflow_scripts/gather_shards.py"

@@ -11,6 +11,17 @@ rule evaluate_intrinsic_bias:
     output:
         table=f"{RESULTS}/intrinsic/{{modelpath}}.csv",
         per_item=f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
+    log:
+        f"{LOGS}/evaluate_intrinsic_bias/{{modelpath}}.log",
+    benchmark:
+        f"{BENCH}/evaluate_intrinsic_bias/{{modelpath}}.tsv"
+    conda:
+        "../envs/compress.yaml"
+    threads: THREADS["model"]
+    resources:
+        gpu=1,
+        mem_mb=grow_mem(4000),
+        runtime=60,
     params:
         specs=INTRINSIC_SPECS,
         plugins=config["plugins"],
@@ -19,16 +30,5 @@ rule evaluate_intrinsic_bias:
         confidence=config["bootstrap"]["confidence"],
         seed=config["seed"],
         torch_threads=THREADS["model"],
-    log:
-        f"{LOGS}/evaluate_intrinsic_bias/{{modelpath}}.log",
-    benchmark:
-        f"{BENCH}/evaluate_intrinsic_bias/{{modelpath}}.tsv"
-    threads: THREADS["model"]
-    resources:
-        gpu=1,
-        mem_mb=grow_mem(4000),
-        runtime=60,
-    conda:
-        "../envs/compress.yaml"
     script:
         "../workflow_scripts/evaluate_intrinsic_bias.py"

@@ -9,21 +9,21 @@ rule assess_quality:
         teacher=teacher_dir,
     output:
         f"{RESULTS}/quality/seed-{{seed}}/{{model}}.json",
-    params:
-        promptsets=PROMPTSETS,
-        batch_size=config["evaluation"]["text_batch_size"],
-        teacher_samples=config["evaluation"]["teacher_samples"],
-        torch_threads=THREADS["model"],
     log:
         f"{LOGS}/assess_quality/seed-{{seed}}/{{model}}.log",
     benchmark:
         f"{BENCH}/assess_quality/seed-{{seed}}/{{model}}.tsv"
+    conda:
+        "../envs/compress.yaml"
     threads: THREADS["model"]
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),
         runtime=60,
-    conda:
-        "../envs/compress.yaml"
+    params:
+        promptsets=PROMPTSETS,
+        batch_size=config["evaluation"]["text_batch_size"],
+        teacher_samples=config["evaluation"]["teacher_samples"],
+        torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/assess_quality.py"

@@ -14,6 +14,13 @@ rule aggregate_metrics:
         per_seed=f"{RESULTS}/tables/metrics_per_seed.csv",
         comparisons=f"{RESULTS}/tables/comparisons.csv",
         models=f"{RESULTS}/tables/models.csv",
+    log:
+        f"{LOGS}/aggregate_metrics.log",
+    conda:
+        "../envs/score.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         score_files=score_files(),
         prompt_files=prompt_files(),
@@ -26,13 +33,6 @@ rule aggregate_metrics:
         scoring=canonical(config["scoring"]),
         quality_thresholds=canonical(config["quality_thresholds"]),
         bootstrap=canonical(config["bootstrap"]),
-    log:
-        f"{LOGS}/aggregate_metrics.log",
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../envs/score.yaml"
     script:
         "../workflow_scripts/aggregate_metrics.py"
 
@@ -44,15 +44,15 @@ rule gather_benchmarks:
         FIGURES,
     output:
         f"{RESULTS}/tables/benchmarks.csv",
-    params:
-        bench_dir=BENCH,
     log:
         f"{LOGS}/gather_benchmarks.log",
+    conda:
+        "../envs/score.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/score.yaml"
+    params:
+        bench_dir=BENCH,
     script:
         "../workflow_scripts/gather_benchmarks.py"
 
@@ -70,17 +70,17 @@ rule plot_figures:
             report(path, caption=f"../{spec.caption}", category=spec.category)
             for path, spec in zip(FIGURES, FIGURE_SPECS)
         ],
+    log:
+        f"{LOGS}/plot_figures.log",
+    conda:
+        "../envs/score.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         toxicity_promptset=config["report"]["toxicity_promptset"],
         bias_promptset=config["report"]["bias_promptset"],
         confidence=config["bootstrap"]["confidence"],
         max_perplexity_ratio=config["quality_thresholds"]["max_perplexity_ratio"],
-    log:
-        f"{LOGS}/plot_figures.log",
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/score.yaml"
     script:
         "../workflow_scripts/plot_figures.py"

@@ -8,22 +8,22 @@ rule score_continuations:
         prompts=f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
     output:
         f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.csv",
-    params:
-        scorer=config["scoring"]["toxicity_scorer"],
-        options=canonical(config["scoring"]["scorer_options"]),
-        regard_model=regard_model_for,
-        torch_threads=THREADS["model"],
     log:
         f"{LOGS}/score_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.log",
     benchmark:
         f"{BENCH}/score_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.tsv"
+    conda:
+        "../envs/score.yaml"
     threads: THREADS["model"]
     resources:
         gpu=scorer_gpus,
         mem_mb=grow_mem(2000),
         runtime=30,
-    conda:
-        "../envs/score.yaml"
+    params:
+        scorer=config["scoring"]["toxicity_scorer"],
+        options=canonical(config["scoring"]["scorer_options"]),
+        regard_model=regard_model_for,
+        torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/score_continuations.py"
 
@@ -35,11 +35,11 @@ rule gather_scores:
         f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}.csv",
     log:
         f"{LOGS}/gather_scores/seed-{{seed}}/{{model}}/{{promptset}}.log",
+    conda:
+        "../envs/score.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/score.yaml"
     script:
         "../workflow_scripts/gather_shards.py"
 
@@ -50,19 +50,19 @@ rule evaluate_model:
         tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
     output:
         f"{RESULTS}/eval/{{modelpath}}.json",
-    params:
-        settings=canonical(config["evaluation"]),
-        torch_threads=THREADS["model"],
     log:
         f"{LOGS}/evaluate_model/{{modelpath}}.log",
     benchmark:
         f"{BENCH}/evaluate_model/{{modelpath}}.tsv"
+    conda:
+        "../envs/compress.yaml"
     threads: THREADS["model"]
     resources:
         gpu=1,
         mem_mb=grow_mem(4000),
         runtime=60,
-    conda:
-        "../envs/compress.yaml"
+    params:
+        settings=canonical(config["evaluation"]),
+        torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/evaluate_model.py"

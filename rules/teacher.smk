@@ -7,22 +7,22 @@ rule finetune_teacher:
         tokens=f"{RESULTS}/data/tokens/train.safetensors",
     output:
         directory(f"{RESULTS}/models/seed-{{tseed}}/teacher"),
+    log:
+        f"{LOGS}/finetune_teacher/seed-{{tseed}}.log",
+    benchmark:
+        f"{BENCH}/finetune_teacher/seed-{{tseed}}.tsv"
+    priority: 10  # on every model's path: start it before the many small jobs
+    conda:
+        "../envs/compress.yaml"
+    threads: THREADS["train"]
+    resources:
+        gpu=1,
+        mem_mb=grow_mem(8000),
+        runtime=120,
     params:
         train=canonical(config["teacher"]),
         seed=tseed_int,
         checkpoint_dir=checkpoint_dir("teacher"),
         torch_threads=THREADS["train"],
-    log:
-        f"{LOGS}/finetune_teacher/seed-{{tseed}}.log",
-    benchmark:
-        f"{BENCH}/finetune_teacher/seed-{{tseed}}.tsv"
-    threads: THREADS["train"]
-    priority: 10  # on every model's path: start it before the many small jobs
-    resources:
-        gpu=1,
-        mem_mb=grow_mem(8000),
-        runtime=120,
-    conda:
-        "../envs/compress.yaml"
     script:
         "../workflow_scripts/finetune_teacher.py"

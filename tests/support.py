@@ -15,12 +15,22 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "you", "are", "nice", "awful", "the", "a"]
 
 
-def _tiny_bert(folder: Path, num_labels: int, seed: int, **config: object) -> BertForSequenceClassification:
+def _tiny_bert(
+    folder: Path, num_labels: int, seed: int, **config: object
+) -> BertForSequenceClassification:
     folder.mkdir(parents=True)
     (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    bert = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32, max_position_embeddings=64, num_labels=num_labels, **config)
+    bert = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+        **config,
+    )
     bert.save_pretrained(folder)
     torch.manual_seed(seed)
     return BertForSequenceClassification(bert).eval()
@@ -67,12 +77,15 @@ def build_random_detoxify_checkpoint(
     return out_dir / "tiny.ckpt", folder, model
 
 
-
-
 def build_random_regard_classifier(out_dir: Path, seed: int = 0) -> Path:
     """A folder with a tiny random BERT regard classifier (labels negative, neutral, positive, other)."""
     labels = ["negative", "neutral", "positive", "other"]
-    model = _tiny_bert(out_dir, len(labels), seed, id2label=dict(enumerate(labels)),
-                       label2id={label: i for i, label in enumerate(labels)})
+    model = _tiny_bert(
+        out_dir,
+        len(labels),
+        seed,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
     model.save_pretrained(out_dir)
     return out_dir

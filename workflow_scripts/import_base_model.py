@@ -11,5 +11,8 @@ spec = dict(snakemake.params.spec)
 if spec.get("path"):
     spec["path"] = project_path(spec["path"], Path(snakemake.scriptdir).parent)
 import_base_model(
-    spec, Path(snakemake.output[0]), seed=snakemake.params.seed, config_key=snakemake.params.config_key
+    spec,
+    Path(snakemake.output[0]),
+    seed=snakemake.params.seed,
+    config_key=snakemake.params.config_key,
 )

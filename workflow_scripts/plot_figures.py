@@ -8,8 +8,11 @@ from compfair.plots import FigureOptions, group_domains_from_prompts, plot_all, 
 setup_logging(snakemake.log[0])
 inputs, params = snakemake.input, snakemake.params
 tables = read_tables(
-    inputs.metrics, inputs.comparisons, inputs.models,
-    calibration=inputs.calibration, audit=inputs.audit,
+    inputs.metrics,
+    inputs.comparisons,
+    inputs.models,
+    calibration=inputs.calibration,
+    audit=inputs.audit,
 )
 options = FigureOptions(
     params.toxicity_promptset,
@@ -19,4 +22,6 @@ options = FigureOptions(
     params.max_perplexity_ratio,
 )
 written = plot_all(tables, Path(snakemake.output[0]).parent, options)
-assert sorted(map(str, written)) == sorted(snakemake.output), "figure names differ from the rule's outputs"
+assert sorted(map(str, written)) == sorted(snakemake.output), (
+    "figure names differ from the rule's outputs"
+)

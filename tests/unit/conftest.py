@@ -27,8 +27,13 @@ def make_tiny_gpt2(vocab_size: int = 100, n_layer: int = 4, seed: int = 0) -> GP
     """A random 4-layer, 32-wide GPT-2 (Conv1D layers, tied LM head)."""
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=vocab_size, n_layer=n_layer, n_embd=32, n_head=4, n_positions=64,
-        bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1,
+        vocab_size=vocab_size,
+        n_layer=n_layer,
+        n_embd=32,
+        n_head=4,
+        n_positions=64,
+        bos_token_id=vocab_size - 1,
+        eos_token_id=vocab_size - 1,
     )
     return GPT2LMHeadModel(config)
 
@@ -39,9 +44,15 @@ def make_tiny_llama(
     """A random 4-layer, 32-wide Llama (nn.Linear layers, grouped-query attention)."""
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64,
-        num_hidden_layers=n_layer, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=64, bos_token_id=1, eos_token_id=2,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=n_layer,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=1,
+        eos_token_id=2,
         tie_word_embeddings=tied,
     )
     return LlamaForCausalLM(config)
@@ -79,8 +90,10 @@ def gpt2_tok() -> GPT2Tokenizer:
 def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder made by ``import_base_model`` (source ``tiny_gpt2``, 4 layers, 32 wide)."""
     out = tmp_path_factory.mktemp("models") / "tiny_gpt2"
-    spec = {"source": "tiny_gpt2",
-            "tiny": {"n_layer": 4, "n_embd": 32, "n_head": 4, "n_positions": 64}}
+    spec = {
+        "source": "tiny_gpt2",
+        "tiny": {"n_layer": 4, "n_embd": 32, "n_head": 4, "n_positions": 64},
+    }
     import_base_model(spec, out, seed=0)
     return out
 

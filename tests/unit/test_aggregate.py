@@ -42,14 +42,35 @@ def _scores(rows: list[tuple[str, int, float, float]]) -> pd.DataFrame:
 
 
 #: (model, toxicity shift, parent); listed out of display order on purpose.
-MODELS = (("magnitude-0.50", 0.2, "teacher"), ("teacher", 0.0, "base"), ("kd-0.50", 0.1, "teacher"),
-          ("base", 0.05, None))
+MODELS = (
+    ("magnitude-0.50", 0.2, "teacher"),
+    ("teacher", 0.0, "base"),
+    ("kd-0.50", 0.1, "teacher"),
+    ("base", 0.05, None),
+)
 VARIANTS = [
     {"model": "base", "family": "base", "method": "none", "level": None, "parent": None},
-    {"model": "teacher", "family": "finetuned", "method": "finetune", "level": None, "parent": "base"},
-    {"model": "kd-0.50", "family": "distillation", "method": "kd", "level": "0.50", "parent": "teacher"},
-    {"model": "magnitude-0.50", "family": "pruning", "method": "magnitude", "level": "0.50",
-     "parent": "teacher"},
+    {
+        "model": "teacher",
+        "family": "finetuned",
+        "method": "finetune",
+        "level": None,
+        "parent": "base",
+    },
+    {
+        "model": "kd-0.50",
+        "family": "distillation",
+        "method": "kd",
+        "level": "0.50",
+        "parent": "teacher",
+    },
+    {
+        "model": "magnitude-0.50",
+        "family": "pruning",
+        "method": "magnitude",
+        "level": "0.50",
+        "parent": "teacher",
+    },
 ]
 PERPLEXITY = {"base": 20.0, "teacher": 10.0, "kd-0.50": 15.0, "magnitude-0.50": 220.0}
 
@@ -119,8 +140,15 @@ def files(tmp_path: Path) -> dict:
         "quality_files": {},
         "intrinsic_files": {},
         "variants": VARIANTS,
-        "outputs": {name: tables / f"{name}.csv" for name in ("metrics", "per_seed", "comparisons", "models")},
-        "quality_thresholds": {"max_perplexity_ratio": 2.0, "min_distinct_2": 0.2, "max_empty_share": 0.5},
+        "outputs": {
+            name: tables / f"{name}.csv"
+            for name in ("metrics", "per_seed", "comparisons", "models")
+        },
+        "quality_thresholds": {
+            "max_perplexity_ratio": 2.0,
+            "min_distinct_2": 0.2,
+            "max_empty_share": 0.5,
+        },
         "bootstrap": {"n_resamples": 200, "seed": 0},
         "samples": {"rtp": 2, "bold": 2},
     }
@@ -144,9 +172,10 @@ def _value(
     return float(_row(table, model, metric, promptset, group)["value"])
 
 
-
 def _read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"promptset": "", "group": ""})
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna(
+        {"promptset": "", "group": ""}
+    )
 
 
 def test_values_and_differences_to_each_models_own_parent(files: dict) -> None:
@@ -189,15 +218,21 @@ def test_comparisons_table(files: dict) -> None:
     assert list(comp.columns) == COMPARISON_COLUMNS
     pairs = set(zip(comp["model"], comp["parent"], strict=True))
     assert pairs == {("teacher", "base"), ("kd-0.50", "teacher"), ("magnitude-0.50", "teacher")}
-    row = comp[(comp["model"] == "teacher") & (comp["metric"] == "expected_max_toxicity")
-               & (comp["promptset"] == "rtp") & (comp["group"] == "")].iloc[0]
+    row = comp[
+        (comp["model"] == "teacher")
+        & (comp["metric"] == "expected_max_toxicity")
+        & (comp["promptset"] == "rtp")
+        & (comp["group"] == "")
+    ].iloc[0]
     assert (row["value"], row["parent_value"], row["diff"]) == pytest.approx((0.5, 0.55, -0.05))
     assert row["n_units"] == 2 and row["n_seeds"] == 1
     # every toxicity and sentiment metric of every (model, prompt set) against its parent
     for model in ("teacher", "kd-0.50", "magnitude-0.50"):
         mine = comp[comp["model"] == model]
         for metric in ("expected_max_toxicity", "toxicity_probability", "mean_toxicity"):
-            assert ((mine["metric"] == metric) & (mine["promptset"] == "rtp") & (mine["group"] == "")).sum() == 1
+            assert (
+                (mine["metric"] == metric) & (mine["promptset"] == "rtp") & (mine["group"] == "")
+            ).sum() == 1
         for group in ("men", "women", "asian", "black"):
             assert ((mine["metric"] == "sentiment_mean") & (mine["group"] == group)).sum() == 1
     np.testing.assert_allclose(comp["diff"], comp["value"] - comp["parent_value"], atol=1e-12)
@@ -230,15 +265,21 @@ def test_flags_are_relative_to_the_parent(files: dict) -> None:
 
 def _quality(distinct_2: float, empty: float = 0.0, teacher_perplexity: float = 40.0) -> dict:
     return {
-        "distinct_1": 0.5, "distinct_2": distinct_2, "distinct_3": 0.9, "empty_share": empty,
-        "teacher_perplexity": teacher_perplexity, "n_continuations": 8,
-        "gender_polarity_male_share": 0.25, "gender_polarity_female_share": 0.125,
+        "distinct_1": 0.5,
+        "distinct_2": distinct_2,
+        "distinct_3": 0.9,
+        "empty_share": empty,
+        "teacher_perplexity": teacher_perplexity,
+        "n_continuations": 8,
+        "gender_polarity_male_share": 0.25,
+        "gender_polarity_female_share": 0.125,
     }
 
 
 def test_quality_guards_against_the_parent(files: dict, tmp_path: Path) -> None:
     blocks = {
-        "base": _quality(0.8), "teacher": _quality(0.8),
+        "base": _quality(0.8),
+        "teacher": _quality(0.8),
         "kd-0.50": _quality(0.55),  # distinct-2 31 % below the teacher's: flagged (> 25 %)
         "magnitude-0.50": _quality(0.7, teacher_perplexity=90.0),  # 2.25 x the teacher's
     }
@@ -246,7 +287,11 @@ def test_quality_guards_against_the_parent(files: dict, tmp_path: Path) -> None:
         path = tmp_path / f"q-{model}.json"
         write_json(path, {"promptsets": {"rtp": block, "bold": block}})
         files["quality_files"][(1, model)] = path
-    thresholds = {"max_teacher_perplexity_ratio": 2.0, "max_distinct_2_drop": 0.25, "max_empty_share": 0.05}
+    thresholds = {
+        "max_teacher_perplexity_ratio": 2.0,
+        "max_distinct_2_drop": 0.25,
+        "max_empty_share": 0.05,
+    }
     table = aggregate_metrics(**{**files, "quality_thresholds": thresholds})
     flagged = set(table.loc[table["flagged"], "model"])
     assert flagged == {"kd-0.50", "magnitude-0.50"}
@@ -269,14 +314,24 @@ def test_metrics_over_non_empty_continuations(files: dict) -> None:
         write_csv(path, frame)
     table = aggregate_metrics(**files)
     assert _value(table, "magnitude-0.50", "expected_max_toxicity", "rtp") == pytest.approx(0.45)
-    assert _value(table, "magnitude-0.50", "expected_max_toxicity_nonempty", "rtp") == pytest.approx(0.9)
+    assert _value(
+        table, "magnitude-0.50", "expected_max_toxicity_nonempty", "rtp"
+    ) == pytest.approx(0.9)
     assert _value(table, "magnitude-0.50", "mean_toxicity_nonempty", "rtp") == pytest.approx(0.9)
     assert _value(table, "teacher", "expected_max_toxicity_nonempty", "rtp") == pytest.approx(0.5)
     # paired over the prompts both have non-empty samples for: r1 only (0.9 vs the teacher's 0.7)
     comp = _read(files["outputs"]["comparisons"])
-    row = comp[(comp["model"] == "magnitude-0.50") & (comp["metric"] == "expected_max_toxicity_nonempty")].iloc[0]
-    assert (row["value"], row["parent_value"], row["diff"], row["n_units"]) == pytest.approx((0.9, 0.7, 0.2, 1))
-    assert not (table["metric"] == "expected_max_toxicity_nonempty").loc[table["model"] == "kd-0.50"].any()
+    row = comp[
+        (comp["model"] == "magnitude-0.50") & (comp["metric"] == "expected_max_toxicity_nonempty")
+    ].iloc[0]
+    assert (row["value"], row["parent_value"], row["diff"], row["n_units"]) == pytest.approx(
+        (0.9, 0.7, 0.2, 1)
+    )
+    assert (
+        not (table["metric"] == "expected_max_toxicity_nonempty")
+        .loc[table["model"] == "kd-0.50"]
+        .any()
+    )
 
 
 def test_shape_order_and_determinism(files: dict) -> None:
@@ -311,7 +366,9 @@ def test_two_seeds_mean_and_sd(files: dict, tmp_path: Path) -> None:
     diff = _row(table, "kd-0.50", "expected_max_toxicity_diff", "rtp")
     assert diff["value"] == pytest.approx(0.1) and diff["n_seeds"] == 2
     ppl = _row(table, "kd-0.50", "perplexity")  # one training seed behind both: counted once
-    assert ppl["value"] == pytest.approx(15.0) and ppl["n_seeds"] == 1 and math.isnan(ppl["seed_sd"])
+    assert (
+        ppl["value"] == pytest.approx(15.0) and ppl["n_seeds"] == 1 and math.isnan(ppl["seed_sd"])
+    )
     comp = _read(files["outputs"]["comparisons"])
     assert comp["n_seeds"].eq(2).all()
 
@@ -366,19 +423,26 @@ def test_regard_rows_per_group_when_scored(files: dict) -> None:
     table = aggregate_metrics(**files)
     groups = {p["prompt_id"]: p["group"] for p in BOLD_PROMPTS}
     for prompt_id, value in regard_negative.items():
-        assert _value(table, "teacher", "regard_negative", "bold", groups[prompt_id]) == pytest.approx(value)
+        assert _value(
+            table, "teacher", "regard_negative", "bold", groups[prompt_id]
+        ) == pytest.approx(value)
     assert _value(table, "teacher", "regard_negative_gap", "bold", "gender") == pytest.approx(0.6)
     assert _value(table, "kd-0.50", "regard_negative_diff", "bold", "men") == pytest.approx(0.0)
-    plain = aggregate_metrics(**{**files, "score_files": {
-        k: v for k, v in files["score_files"].items() if k[2] == "rtp"}})
+    plain = aggregate_metrics(
+        **{**files, "score_files": {k: v for k, v in files["score_files"].items() if k[2] == "rtp"}}
+    )
     assert not plain["metric"].str.startswith("regard").any()
 
 
 def test_intrinsic_benchmarks_are_compared_item_by_item(files: dict, tmp_path: Path) -> None:
     def items(path: Path, values: list[float]) -> Path:
-        rows = [("crows_pairs", f"i{k}", "gender" if k < 2 else "race", "crows_pairs_stereo_share", v)
-                for k, v in enumerate(values)]
-        write_csv(path, pd.DataFrame(rows, columns=["benchmark", "item_id", "group", "metric", "value"]))
+        rows = [
+            ("crows_pairs", f"i{k}", "gender" if k < 2 else "race", "crows_pairs_stereo_share", v)
+            for k, v in enumerate(values)
+        ]
+        write_csv(
+            path, pd.DataFrame(rows, columns=["benchmark", "item_id", "group", "metric", "value"])
+        )
         return path
 
     files["item_files"] = {
@@ -389,7 +453,15 @@ def test_intrinsic_benchmarks_are_compared_item_by_item(files: dict, tmp_path: P
     aggregate_metrics(**files)
     comp = _read(files["outputs"]["comparisons"])
     crows = comp[comp["promptset"] == "crows_pairs"].set_index(["model", "group"])
-    assert crows.loc[("kd-0.50", ""), ["value", "parent_value", "diff", "n_units"]].tolist() == [100, 50, 50, 4]
-    assert crows.loc[("kd-0.50", "gender"), "diff"] == 50 and crows.loc[("kd-0.50", "race"), "diff"] == 50
+    assert crows.loc[("kd-0.50", ""), ["value", "parent_value", "diff", "n_units"]].tolist() == [
+        100,
+        50,
+        50,
+        4,
+    ]
+    assert (
+        crows.loc[("kd-0.50", "gender"), "diff"] == 50
+        and crows.loc[("kd-0.50", "race"), "diff"] == 50
+    )
     assert crows.loc[("teacher", ""), "diff"] == 0 and crows.loc[("teacher", ""), "p_value"] == 1.0
     assert "magnitude-0.50" not in crows.index.get_level_values(0)  # it has no item file

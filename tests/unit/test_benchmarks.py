@@ -14,14 +14,21 @@ HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load
 def test_gather_benchmarks(tmp_path: Path) -> None:
     bench = tmp_path / "benchmarks"
     (bench / "prune_model" / "seed-1").mkdir(parents=True)
-    (bench / "import_base_model.tsv").write_text(HEADER + "21.5\t0:00:21\t1079.4\t1\t1\t1\t0\t0\t90\t19\n")
-    (bench / "prune_model" / "seed-1" / "0.30.tsv").write_text(HEADER + "8.75\t0:00:08\t446.6\t1\t1\t1\t0\t0\t90\t7\n")
+    (bench / "import_base_model.tsv").write_text(
+        HEADER + "21.5\t0:00:21\t1079.4\t1\t1\t1\t0\t0\t90\t19\n"
+    )
+    (bench / "prune_model" / "seed-1" / "0.30.tsv").write_text(
+        HEADER + "8.75\t0:00:08\t446.6\t1\t1\t1\t0\t0\t90\t7\n"
+    )
     table = gather_benchmarks(bench, tmp_path / "out.csv")
     assert table.to_dict("records") == [
         {"rule": "import_base_model", "wildcards": "", "seconds": 21.5, "max_rss_mb": 1079.4},
         {"rule": "prune_model", "wildcards": "seed-1/0.30", "seconds": 8.75, "max_rss_mb": 446.6},
     ]
-    assert pd.read_csv(tmp_path / "out.csv", keep_default_na=False)["rule"].tolist() == ["import_base_model", "prune_model"]
+    assert pd.read_csv(tmp_path / "out.csv", keep_default_na=False)["rule"].tolist() == [
+        "import_base_model",
+        "prune_model",
+    ]
 
 
 def test_bad_benchmark_file_is_named(tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def _apply(name: str, model: nn.Module, level: float, seed: int = 0) -> dict:
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 @pytest.mark.parametrize("sparsity", [0.3, 0.7])
-def test_global_magnitude(arch: str, sparsity: float, gpt2_factory: Factory, llama_factory: Factory) -> None:
+def test_global_magnitude(
+    arch: str, sparsity: float, gpt2_factory: Factory, llama_factory: Factory
+) -> None:
     model = _model(arch, gpt2_factory, llama_factory)
     untouched = _not_prunable(model)
     weights = prunable_weights(model)
@@ -126,7 +128,10 @@ def test_compress_model_saves_a_verified_plain_model(
     original, _ = load_model(in_dir)
     for key, value in _not_prunable(original).items():
         assert torch.equal(reloaded.state_dict()[key], value), key
-    assert reloaded.generate(torch.tensor([[5, 6]]), max_new_tokens=3, do_sample=False).shape == (1, 5)
+    assert reloaded.generate(torch.tensor([[5, 6]]), max_new_tokens=3, do_sample=False).shape == (
+        1,
+        5,
+    )
 
 
 def test_compress_model_fails_when_the_sparsity_is_off(
@@ -135,7 +140,9 @@ def test_compress_model_fails_when_the_sparsity_is_off(
     from compfair.compression.methods.magnitude import GlobalMagnitude
 
     real = GlobalMagnitude.apply
-    monkeypatch.setattr(GlobalMagnitude, "apply", lambda self, m, lvl, o, c: real(self, m, lvl / 2, o, c))
+    monkeypatch.setattr(
+        GlobalMagnitude, "apply", lambda self, m, lvl, o, c: real(self, m, lvl / 2, o, c)
+    )
     with pytest.raises(RuntimeError, match="measured sparsity"):
         compress_model(tiny_gpt2_dir, tmp_path / "p", "magnitude", 0.4, TOLERANCE, seed=0)
     assert not (tmp_path / "p").exists()

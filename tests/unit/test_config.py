@@ -24,7 +24,11 @@ def merged(*names: str) -> dict:
 
     def update(base: dict, new: dict) -> dict:
         for k, v in new.items():
-            base[k] = update(dict(base.get(k, {})), v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+            base[k] = (
+                update(dict(base.get(k, {})), v)
+                if isinstance(v, dict) and isinstance(base.get(k), dict)
+                else v
+            )
         return base
 
     out: dict = {}
@@ -51,7 +55,9 @@ def test_every_schema_property_has_description_and_default() -> None:
         for name, spec in props.items():
             if "$ref" in spec:
                 continue
-            if "description" not in spec or ("default" not in spec and name not in ("source", "prompts")):
+            if "description" not in spec or (
+                "default" not in spec and name not in ("source", "prompts")
+            ):
                 bad.append(f"{where}{name}")
             bad += walk(spec.get("properties", {}), f"{where}{name}.")
         return bad
@@ -82,7 +88,9 @@ def test_the_old_pruning_key_says_what_replaced_it() -> None:
     config = merged("config.yaml")
     config["pruning"] = {"sparsities": [0.5]}
     errors = config_errors(config, SCHEMA)
-    assert any(e.startswith("config key pruning: no longer exists; use compression") for e in errors)
+    assert any(
+        e.startswith("config key pruning: no longer exists; use compression") for e in errors
+    )
 
 
 def test_canonical_params_ignore_key_order() -> None:
@@ -96,7 +104,9 @@ def test_project_paths_resolve_against_the_project(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x.csv").write_text("a")
     assert project_path("data/x.csv", tmp_path) == str(tmp_path / "data" / "x.csv")
-    assert project_path("allenai/real-toxicity-prompts", tmp_path) == "allenai/real-toxicity-prompts"
+    assert (
+        project_path("allenai/real-toxicity-prompts", tmp_path) == "allenai/real-toxicity-prompts"
+    )
     assert project_path(None, tmp_path) is None
 
 
@@ -106,7 +116,10 @@ def test_unknown_prompt_source_and_bad_promptset_name() -> None:
     errors = config_errors(config, SCHEMA)
     assert any("'Bad-Name' does not match" in e for e in errors)
     problems = source_problems(config, REPO)
-    assert any(p.startswith("config key prompts.Bad-Name.source: unknown prompt source 'reddit'") for p in problems)
+    assert any(
+        p.startswith("config key prompts.Bad-Name.source: unknown prompt source 'reddit'")
+        for p in problems
+    )
 
 
 def test_missing_paths_name_the_key(tmp_path: Path) -> None:
@@ -116,7 +129,9 @@ def test_missing_paths_name_the_key(tmp_path: Path) -> None:
     config["report"] = {"toxicity_promptset": "nope"}
     problems = missing_paths(config, tmp_path)
     assert "config key corpus.path: file or folder not found: nowhere" in problems
-    assert "config key prompts.bold.path: file not found: data/bias_prompts.csv" in source_problems(config, tmp_path)
+    assert "config key prompts.bold.path: file not found: data/bias_prompts.csv" in source_problems(
+        config, tmp_path
+    )
     assert "config key base_model.path: required when base_model.source is 'hf'" in problems
     assert any(p.startswith("config key report.toxicity_promptset") for p in problems)
 
@@ -124,9 +139,17 @@ def test_missing_paths_name_the_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        (("prompts", "rtp", "samples"), 3.0, "config key prompts.rtp.samples: 3.0 is not of type 'integer' (write 3, without a decimal point)"),
+        (
+            ("prompts", "rtp", "samples"),
+            3.0,
+            "config key prompts.rtp.samples: 3.0 is not of type 'integer' (write 3, without a decimal point)",
+        ),
         (("seed",), 1234.0, "config key seed: 1234.0 is not of type 'integer' (write 1234"),
-        (("teacher", "lr"), "1e-4", "config key teacher.lr: '1e-4' is not of type 'number' (YAML reads 1e-4 as a string"),
+        (
+            ("teacher", "lr"),
+            "1e-4",
+            "config key teacher.lr: '1e-4' is not of type 'number' (YAML reads 1e-4 as a string",
+        ),
     ],
 )
 def test_yaml_type_traps_get_a_hint(key: tuple, value: object, message: str) -> None:
@@ -135,7 +158,9 @@ def test_yaml_type_traps_get_a_hint(key: tuple, value: object, message: str) -> 
     for part in key[:-1]:
         target = target[part]
     target[key[-1]] = value
-    assert any(e.startswith(message) for e in config_errors(config, SCHEMA)), config_errors(config, SCHEMA)
+    assert any(e.startswith(message) for e in config_errors(config, SCHEMA)), config_errors(
+        config, SCHEMA
+    )
 
 
 def test_consistency_checks_name_the_key(tmp_path: Path) -> None:
@@ -143,7 +168,10 @@ def test_consistency_checks_name_the_key(tmp_path: Path) -> None:
     config["scoring"] = {"sentiment_positive": -0.5, "sentiment_negative": 0.5}
     config["references"] = {"mine": {"path": "./models/mine"}, "hub": {"path": "owner/name"}}
     problems = missing_paths(config, tmp_path)
-    assert "config key scoring.sentiment_positive: -0.5 must be above scoring.sentiment_negative (0.5)" in problems
+    assert (
+        "config key scoring.sentiment_positive: -0.5 must be above scoring.sentiment_negative (0.5)"
+        in problems
+    )
     assert "config key references.mine.path: model folder not found: ./models/mine" in problems
     assert not any("references.hub" in p for p in problems)  # a hub id is not checked here
 

@@ -75,8 +75,9 @@ def test_student_of_odd_depth_and_generation(llama_factory: Factory) -> None:
     student = init_student_from_teacher(teacher, student_layers(5, 0.6))
     assert len(decoder_blocks(student)) == 3  # blocks 0, 2, 4
     _assert_same(decoder_blocks(student)[2], decoder_blocks(teacher)[4])
-    out = student.generate(torch.tensor([[3, 4, 5]]), max_new_tokens=4, do_sample=False,
-                           pad_token_id=0)
+    out = student.generate(
+        torch.tensor([[3, 4, 5]]), max_new_tokens=4, do_sample=False, pad_token_id=0
+    )
     assert out.shape == (1, 7)
 
 
@@ -126,19 +127,29 @@ def test_distillation_loss_properties() -> None:
 def test_distill_end_to_end(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     ids = torch.randint(0, 50257, (300,), generator=torch.Generator().manual_seed(0))
     safetensors.torch.save_file({"input_ids": ids}, str(tmp_path / "train.safetensors"))
-    cfg = TrainConfig(steps=3, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1,
-                      checkpoint_every=2, seed=0)
+    cfg = TrainConfig(
+        steps=3, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, seed=0
+    )
     out = tmp_path / "student"
     teacher_before = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir)
-    distill(tiny_gpt2_dir, tmp_path / "train.safetensors", out, cfg, temperature=2.0,
-            alpha_kd=0.5, alpha_lm=0.5, checkpoint_dir=tmp_path / "ckpt")
+    distill(
+        tiny_gpt2_dir,
+        tmp_path / "train.safetensors",
+        out,
+        cfg,
+        temperature=2.0,
+        alpha_kd=0.5,
+        alpha_lm=0.5,
+        checkpoint_dir=tmp_path / "ckpt",
+    )
     student = AutoModelForCausalLM.from_pretrained(out)
     assert student.config.n_layer == 2
     log = json.loads((out / "training_log.json").read_text())
     assert len(log) == 3
     for record in log:
-        assert record["loss"] == pytest.approx(0.5 * record["kd_loss"] + 0.5 * record["lm_loss"],
-                                               rel=1e-5)
+        assert record["loss"] == pytest.approx(
+            0.5 * record["kd_loss"] + 0.5 * record["lm_loss"], rel=1e-5
+        )
         assert record["kd_loss"] > 0
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["teacher_layers"] == 4 and prov["student_layers"] == 2
@@ -177,13 +188,28 @@ def test_no_kd_control_trains_on_the_lm_loss_alone(tiny_gpt2_dir: Path, tmp_path
     """The control's loss has no KL term: each step's loss is exactly the LM loss."""
     ids = torch.randint(0, 50257, (300,), generator=torch.Generator().manual_seed(0))
     safetensors.torch.save_file({"input_ids": ids}, str(tmp_path / "train.safetensors"))
-    cfg = TrainConfig(steps=2, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1,
-                      checkpoint_every=2, seed=0)
+    cfg = TrainConfig(
+        steps=2, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, seed=0
+    )
     kwargs = {"temperature": 2.0, "alpha_kd": 0.5, "alpha_lm": 0.5, "keep": 0.5}
-    distill(tiny_gpt2_dir, tmp_path / "train.safetensors", tmp_path / "nokd", cfg,
-            checkpoint_dir=tmp_path / "c1", use_kd=False, **kwargs)
-    distill(tiny_gpt2_dir, tmp_path / "train.safetensors", tmp_path / "kd", cfg,
-            checkpoint_dir=tmp_path / "c2", use_kd=True, **kwargs)
+    distill(
+        tiny_gpt2_dir,
+        tmp_path / "train.safetensors",
+        tmp_path / "nokd",
+        cfg,
+        checkpoint_dir=tmp_path / "c1",
+        use_kd=False,
+        **kwargs,
+    )
+    distill(
+        tiny_gpt2_dir,
+        tmp_path / "train.safetensors",
+        tmp_path / "kd",
+        cfg,
+        checkpoint_dir=tmp_path / "c2",
+        use_kd=True,
+        **kwargs,
+    )
     nokd = json.loads((tmp_path / "nokd" / "training_log.json").read_text())
     kd = json.loads((tmp_path / "kd" / "training_log.json").read_text())
     assert all("kd_loss" not in r and r["loss"] == pytest.approx(r["lm_loss"]) for r in nokd)
@@ -205,9 +231,22 @@ def test_hidden_cosine_loss_by_hand() -> None:
 def test_cosine_term_joins_the_loss_when_switched_on(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     ids = torch.randint(0, 50257, (300,), generator=torch.Generator().manual_seed(0))
     safetensors.torch.save_file({"input_ids": ids}, str(tmp_path / "train.safetensors"))
-    cfg = TrainConfig(steps=2, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, seed=0)
-    distill(tiny_gpt2_dir, tmp_path / "train.safetensors", tmp_path / "s", cfg, temperature=2.0,
-            alpha_kd=0.5, alpha_lm=0.5, checkpoint_dir=tmp_path / "c", alpha_cos=0.3)
+    cfg = TrainConfig(
+        steps=2, batch_size=2, seq_len=8, lr=1e-3, warmup_steps=1, checkpoint_every=2, seed=0
+    )
+    distill(
+        tiny_gpt2_dir,
+        tmp_path / "train.safetensors",
+        tmp_path / "s",
+        cfg,
+        temperature=2.0,
+        alpha_kd=0.5,
+        alpha_lm=0.5,
+        checkpoint_dir=tmp_path / "c",
+        alpha_cos=0.3,
+    )
     for r in json.loads((tmp_path / "s" / "training_log.json").read_text()):
         assert r["cos_loss"] > 0
-        assert r["loss"] == pytest.approx(0.5 * r["kd_loss"] + 0.5 * r["lm_loss"] + 0.3 * r["cos_loss"], rel=1e-5)
+        assert r["loss"] == pytest.approx(
+            0.5 * r["kd_loss"] + 0.5 * r["lm_loss"] + 0.3 * r["cos_loss"], rel=1e-5
+        )

@@ -365,7 +365,10 @@ def test_prompts_too_long_for_the_context_are_cut_from_the_left_or_rejected(capl
     with caplog.at_level("WARNING"):
         assert fit_context(encoded, ["a", "b"], 3, "truncate") == [[3, 4, 5], [6, 7]]
     assert "cut 1 prompt(s) from the left to 3 tokens, e.g. 'a'" in caplog.text
-    with pytest.raises(InputError, match="prompt 'a' has 5 tokens; with the continuation the model's context allows 3"):
+    with pytest.raises(
+        InputError,
+        match="prompt 'a' has 5 tokens; with the continuation the model's context allows 3",
+    ):
         fit_context(encoded, ["a", "b"], 3, "reject")
     with pytest.raises(InputError, match="leaves no room"):
         fit_context(encoded, ["a", "b"], 0, "truncate")

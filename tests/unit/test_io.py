@@ -80,7 +80,10 @@ def test_jsonl_records_names_bad_encoding_and_truncated_archive(tmp_path: Path) 
 def test_concatenate_shards_in_order(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "s0.jsonl", [{"i": 0}, {"i": 1}])
     write_jsonl(tmp_path / "s1.jsonl", [{"i": 2}])
-    assert concatenate_shards([tmp_path / "s0.jsonl", tmp_path / "s1.jsonl"], tmp_path / "all.jsonl") == 3
+    assert (
+        concatenate_shards([tmp_path / "s0.jsonl", tmp_path / "s1.jsonl"], tmp_path / "all.jsonl")
+        == 3
+    )
     assert [r["i"] for r in read_jsonl(tmp_path / "all.jsonl")] == [0, 1, 2]
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
     (tmp_path / "b.csv").write_text("x,y\n3,4\n5,6\n")

@@ -36,7 +36,9 @@ SCORES = pd.DataFrame(
 
 def _table(scores: pd.DataFrame, promptset: str = "p") -> dict:
     """The metric rows the workflow computes from per-prompt values: (group, metric) -> value."""
-    per_prompt = per_prompt_statistics(scores if "group" in scores else scores.assign(group=None, domain=None))
+    per_prompt = per_prompt_statistics(
+        scores if "group" in scores else scores.assign(group=None, domain=None)
+    )
     sets = unit_sets(per_prompt, promptset, "test")
     rows = marginal_rows([per_prompt], promptset, sets, Bootstrap(n_resamples=50), "m")
     return {(g, m): v[0] for (_, g, m), v in rows.items()}
@@ -84,10 +86,15 @@ def test_non_empty_statistics_by_hand() -> None:
     # a: 0.1 (empty), 0.9; b: both empty; c: 0.5, 0.0 (empty)
     scores = SCORES.assign(empty=[True, False, True, True, False, True])
     out = per_prompt_statistics(scores).set_index("prompt_id")
-    assert out.loc["a", "max_toxicity_nonempty"] == 0.9 and out.loc["c", "mean_toxicity_nonempty"] == 0.5
+    assert (
+        out.loc["a", "max_toxicity_nonempty"] == 0.9
+        and out.loc["c", "mean_toxicity_nonempty"] == 0.5
+    )
     assert math.isnan(out.loc["b", "max_toxicity_nonempty"])
     table = _table(scores)
-    assert table[("", "expected_max_toxicity_nonempty")] == pytest.approx((0.9 + 0.5) / 2)  # b left out
+    assert table[("", "expected_max_toxicity_nonempty")] == pytest.approx(
+        (0.9 + 0.5) / 2
+    )  # b left out
     assert table[("", "toxicity_probability_nonempty")] == pytest.approx(1.0)
     assert table[("", "expected_max_toxicity")] == pytest.approx(0.6)  # all prompts, empty ones too
 
@@ -252,7 +259,9 @@ def test_corrected_disparity_by_hand() -> None:
     between = np.var([1.0, 1.0, 4.0], ddof=1)  # 3.0
     noise = np.mean([2.0 / 2, 0.0 / 2, 2.0 / 2])  # 2/3
     assert corrected_disparity([a, b, c]) == pytest.approx(between - noise)
-    assert corrected_disparity([a, b, c, [7.0]]) == pytest.approx(between - noise)  # 1-prompt group left out
+    assert corrected_disparity([a, b, c, [7.0]]) == pytest.approx(
+        between - noise
+    )  # 1-prompt group left out
 
 
 def test_corrected_disparity_covers_zero_without_and_recovers_a_planted_difference() -> None:
@@ -303,8 +312,14 @@ def test_paired_p_values_are_uniform_under_the_null_and_small_under_a_shift() ->
     nulls = []
     for i in range(80):
         base = rng.normal(0, 1, 40)
-        nulls.append(paired_difference_test(base + rng.normal(0, 0.5, 40), base + rng.normal(0, 0.5, 40),
-                                            n_resamples=400, seed=i)[3])
+        nulls.append(
+            paired_difference_test(
+                base + rng.normal(0, 0.5, 40),
+                base + rng.normal(0, 0.5, 40),
+                n_resamples=400,
+                seed=i,
+            )[3]
+        )
     nulls = np.array(nulls)
     assert 0.02 <= np.mean(nulls < 0.05) <= 0.15 and 0.35 <= np.mean(nulls) <= 0.65
     base = rng.normal(0, 1, 40)

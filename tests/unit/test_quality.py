@@ -121,8 +121,14 @@ def test_quality_report_writes_contract(tiny_gpt2_dir: Path, tmp_path: Path) -> 
     assert sorted(report["promptsets"]) == ["bold", "rtp"]
     block = report["promptsets"]["rtp"]
     assert set(block) == {
-        "distinct_1", "distinct_2", "distinct_3", "empty_share", "teacher_perplexity",
-        "n_continuations", "n_scored_tokens", "gender_polarity_male_share",
+        "distinct_1",
+        "distinct_2",
+        "distinct_3",
+        "empty_share",
+        "teacher_perplexity",
+        "n_continuations",
+        "n_scored_tokens",
+        "gender_polarity_male_share",
         "gender_polarity_female_share",
     }
     assert block["n_continuations"] == 5
@@ -170,7 +176,11 @@ def test_absolute_guards(change: dict, flagged: bool) -> None:
     assert bool(degeneracy_reasons({**GOOD, **change}, THRESHOLDS)) is flagged
 
 
-RELATIVE = {"max_perplexity_ratio": 2.0, "max_teacher_perplexity_ratio": 2.0, "max_distinct_2_drop": 0.25}
+RELATIVE = {
+    "max_perplexity_ratio": 2.0,
+    "max_teacher_perplexity_ratio": 2.0,
+    "max_distinct_2_drop": 0.25,
+}
 
 
 @pytest.mark.parametrize(
@@ -178,10 +188,18 @@ RELATIVE = {"max_perplexity_ratio": 2.0, "max_teacher_perplexity_ratio": 2.0, "m
     [
         ({"perplexity": 714.0}, {"perplexity": 32.0}, ["perplexity 22.3 x the parent's > 2"]),
         ({"perplexity": 64.0}, {"perplexity": 32.0}, []),  # exactly twice: at the limit
-        ({"teacher_perplexity": 90.0}, {"teacher_perplexity": 40.0}, ["teacher_perplexity 2.25 x the parent's > 2"]),
+        (
+            {"teacher_perplexity": 90.0},
+            {"teacher_perplexity": 40.0},
+            ["teacher_perplexity 2.25 x the parent's > 2"],
+        ),
         ({"distinct_2": 0.45}, {"distinct_2": 0.6}, []),  # 25 % below: at the limit
         ({"distinct_2": 0.3}, {"distinct_2": 0.6}, ["distinct_2 50.0% below the parent's > 25%"]),
-        ({"perplexity": 50.0}, {"perplexity": float("nan")}, ["perplexity relative to the parent is undefined"]),
+        (
+            {"perplexity": 50.0},
+            {"perplexity": float("nan")},
+            ["perplexity relative to the parent is undefined"],
+        ),
     ],
 )
 def test_guards_relative_to_the_parent(mine: dict, parent: dict, reasons: list[str]) -> None:
@@ -193,12 +211,17 @@ def test_degeneracy_thresholds() -> None:
     bad = {**GOOD, "distinct_2": 0.1, "empty_share": 0.9}
     assert degeneracy_reasons(bad, THRESHOLDS) == ["empty_share 0.9 > 0.5", "distinct_2 0.1 < 0.2"]
     assert degeneracy_reasons(bad, {}) == []  # no thresholds, no flags
-    assert degeneracy_reasons(bad, {**THRESHOLDS, "min_distinct_2": None, "max_empty_share": None}) == []
+    assert (
+        degeneracy_reasons(bad, {**THRESHOLDS, "min_distinct_2": None, "max_empty_share": None})
+        == []
+    )
     with pytest.raises(InputError, match="max_distinct_9"):
         degeneracy_reasons(GOOD, {"max_distinct_9": 1.0})
 
 
-def test_teacher_perplexity_scores_the_first_samples_only(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+def test_teacher_perplexity_scores_the_first_samples_only(
+    tiny_gpt2_dir: Path, tmp_path: Path
+) -> None:
     rows = [
         {"prompt_id": "p1", "sample": 0, "prompt": "The cat sat", "continuation": " on the mat."},
         {"prompt_id": "p1", "sample": 1, "prompt": "The cat sat", "continuation": " zebra quantum"},
@@ -207,6 +230,12 @@ def test_teacher_perplexity_scores_the_first_samples_only(tiny_gpt2_dir: Path, t
     write_jsonl(path, rows)
     first = quality_report({"rtp": path}, tiny_gpt2_dir, tmp_path / "a.json", teacher_samples=1)
     every = quality_report({"rtp": path}, tiny_gpt2_dir, tmp_path / "b.json", teacher_samples=None)
-    assert first["promptsets"]["rtp"]["teacher_perplexity"] == pytest.approx(_ppl_by_hand(tiny_gpt2_dir, rows[:1])[0], rel=1e-4)
-    assert every["promptsets"]["rtp"]["teacher_perplexity"] == pytest.approx(_ppl_by_hand(tiny_gpt2_dir, rows)[0], rel=1e-4)
-    assert first["promptsets"]["rtp"]["distinct_1"] == every["promptsets"]["rtp"]["distinct_1"]  # all samples
+    assert first["promptsets"]["rtp"]["teacher_perplexity"] == pytest.approx(
+        _ppl_by_hand(tiny_gpt2_dir, rows[:1])[0], rel=1e-4
+    )
+    assert every["promptsets"]["rtp"]["teacher_perplexity"] == pytest.approx(
+        _ppl_by_hand(tiny_gpt2_dir, rows)[0], rel=1e-4
+    )
+    assert (
+        first["promptsets"]["rtp"]["distinct_1"] == every["promptsets"]["rtp"]["distinct_1"]
+    )  # all samples

@@ -28,8 +28,19 @@ from compfair.training import (
 
 
 def _cfg(**overrides: float) -> TrainConfig:
-    base = dict(steps=6, batch_size=2, seq_len=8, lr=1e-2, warmup_steps=2, weight_decay=0.1,
-                grad_clip=1.0, grad_accum=2, checkpoint_every=2, seed=3, log_every=1)
+    base = dict(
+        steps=6,
+        batch_size=2,
+        seq_len=8,
+        lr=1e-2,
+        warmup_steps=2,
+        weight_decay=0.1,
+        grad_clip=1.0,
+        grad_accum=2,
+        checkpoint_every=2,
+        seed=3,
+        log_every=1,
+    )
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -72,9 +83,7 @@ def test_sample_batch_windows() -> None:
         sample_batch(torch.arange(9), 2, 9, torch.Generator())
 
 
-def test_train_lowers_the_loss(
-    tmp_path: Path, gpt2_factory: Callable[..., nn.Module]
-) -> None:
+def test_train_lowers_the_loss(tmp_path: Path, gpt2_factory: Callable[..., nn.Module]) -> None:
     model = gpt2_factory()
     tokens = torch.arange(20).repeat(30)  # a periodic stream is easy to learn
     cfg = _cfg(steps=30, lr=3e-3, grad_accum=1, checkpoint_every=100, warmup_steps=3)
@@ -148,9 +157,7 @@ def test_checkpoint_of_another_config_is_ignored(
     assert all(torch.equal(v, reference.state_dict()[k]) for k, v in fresh.state_dict().items())
 
 
-def test_train_rejects_tiny_corpus(
-    tmp_path: Path, gpt2_factory: Callable[..., nn.Module]
-) -> None:
+def test_train_rejects_tiny_corpus(tmp_path: Path, gpt2_factory: Callable[..., nn.Module]) -> None:
     with pytest.raises(InputError, match="corpus too small"):
         train(gpt2_factory(), torch.arange(5), _cfg(), tmp_path, lm_loss)
 

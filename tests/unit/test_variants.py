@@ -27,7 +27,14 @@ def _config(**extra: object) -> dict:
 
 @pytest.mark.parametrize(
     "level, label",
-    [(0.5, "0.50"), (0.1, "0.10"), (0.333, "0.333"), (0.996, "0.996"), (0.004, "0.004"), (0.1234, "0.1234")],
+    [
+        (0.5, "0.50"),
+        (0.1, "0.10"),
+        (0.333, "0.333"),
+        (0.996, "0.996"),
+        (0.004, "0.004"),
+        (0.1234, "0.1234"),
+    ],
 )
 def test_a_share_is_named_exactly(level: float, label: str) -> None:
     assert fraction_label(level) == label
@@ -48,14 +55,23 @@ def test_the_three_levels_that_were_once_rounded_run_at_their_value() -> None:
 
 
 def test_bad_levels_name_the_config_key() -> None:
-    problems = variant_problems(_config(compression={
-        "magnitude": {"levels": [0.5, 0.50, "1e-4", 1.5, 0.12345]},
-    }))
+    problems = variant_problems(
+        _config(
+            compression={
+                "magnitude": {"levels": [0.5, 0.50, "1e-4", 1.5, 0.12345]},
+            }
+        )
+    )
     assert "config key compression.magnitude.levels[1]: 0.5 repeats the level 0.5" in problems
-    assert any(p.startswith("config key compression.magnitude.levels[2]") and "YAML read it as a string" in p
-               for p in problems)
-    assert any(p.startswith("config key compression.magnitude.levels[3]") and "between 0 and 1" in p
-               for p in problems)
+    assert any(
+        p.startswith("config key compression.magnitude.levels[2]")
+        and "YAML read it as a string" in p
+        for p in problems
+    )
+    assert any(
+        p.startswith("config key compression.magnitude.levels[3]") and "between 0 and 1" in p
+        for p in problems
+    )
     assert any(p.startswith("config key compression.magnitude.levels[4]") for p in problems)
 
 
@@ -70,9 +86,17 @@ def test_the_default_study() -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     variants = build_variants(config)
     assert list(variants) == [
-        "base", "teacher", "kd-0.50", "nokd-0.50",
-        "magnitude-0.10", "magnitude-0.50", "random-0.50",
-        "wanda-0.50", "wanda_nm-2of4", "rtn-4", "rtn-8",
+        "base",
+        "teacher",
+        "kd-0.50",
+        "nokd-0.50",
+        "magnitude-0.10",
+        "magnitude-0.50",
+        "random-0.50",
+        "wanda-0.50",
+        "wanda_nm-2of4",
+        "rtn-4",
+        "rtn-8",
     ]
     assert variants["base"].parent is None and variants["teacher"].parent == "base"
     for v in variants.values():
@@ -104,26 +128,46 @@ def test_display_order_does_not_depend_on_key_order() -> None:
 def test_students_controls_and_composed_parents() -> None:
     config = _config(
         distillation={"students": [0.5, "every_other", [0, 3]], "no_kd_control": True},
-        compression={"magnitude": {"levels": [0.5], "parent": "kd-0.50"},
-                     "twice": {"method": "magnitude", "levels": [0.3], "parent": "magnitude-0.50"}},
+        compression={
+            "magnitude": {"levels": [0.5], "parent": "kd-0.50"},
+            "twice": {"method": "magnitude", "levels": [0.3], "parent": "magnitude-0.50"},
+        },
     )
     variants = build_variants(config)
     assert variants.names("distillation") == [
-        "kd-0.50", "nokd-0.50", "kd-every_other", "nokd-every_other", "kd-L0_3", "nokd-L0_3"]
+        "kd-0.50",
+        "nokd-0.50",
+        "kd-every_other",
+        "nokd-every_other",
+        "kd-L0_3",
+        "nokd-L0_3",
+    ]
     assert variants["nokd-0.50"].method == "nokd" and variants["nokd-0.50"].parent == "teacher"
-    assert variants.lineage("twice-0.30") == ["twice-0.30", "magnitude-0.50", "kd-0.50", "teacher", "base"]
+    assert variants.lineage("twice-0.30") == [
+        "twice-0.30",
+        "magnitude-0.50",
+        "kd-0.50",
+        "teacher",
+        "base",
+    ]
 
 
 def test_unknown_method_parent_and_cycle_are_problems() -> None:
-    problems = variant_problems(_config(compression={
-        "magnitud": {"levels": [0.5]},
-        "a": {"method": "magnitude", "levels": [0.5], "parent": "b-0.50"},
-        "b": {"method": "magnitude", "levels": [0.5], "parent": "a-0.50"},
-        "c": {"method": "magnitude", "levels": [0.5], "parent": "nothing"},
-        "kd": {"method": "magnitude", "levels": [0.5]},
-    }))
-    assert any("compression.magnitud: unknown compression method 'magnitud'" in p and "magnitude" in p
-               for p in problems)
+    problems = variant_problems(
+        _config(
+            compression={
+                "magnitud": {"levels": [0.5]},
+                "a": {"method": "magnitude", "levels": [0.5], "parent": "b-0.50"},
+                "b": {"method": "magnitude", "levels": [0.5], "parent": "a-0.50"},
+                "c": {"method": "magnitude", "levels": [0.5], "parent": "nothing"},
+                "kd": {"method": "magnitude", "levels": [0.5]},
+            }
+        )
+    )
+    assert any(
+        "compression.magnitud: unknown compression method 'magnitud'" in p and "magnitude" in p
+        for p in problems
+    )
     assert any("is a cycle" in p for p in problems)
     assert any("compression.c.parent: parent 'nothing'" in p for p in problems)
     assert any(p.startswith("config key compression.kd:") for p in problems)
@@ -132,7 +176,9 @@ def test_unknown_method_parent_and_cycle_are_problems() -> None:
 
 
 def test_method_options_are_checked_against_its_schema() -> None:
-    problems = variant_problems(_config(compression={"magnitude": {"levels": [0.5], "options": {"tolerence": 1}}}))
+    problems = variant_problems(
+        _config(compression={"magnitude": {"levels": [0.5], "options": {"tolerence": 1}}})
+    )
     assert problems == [
         "config key compression.magnitude.options: Additional properties are not allowed ('tolerence' was "
         "unexpected) (method 'magnitude' takes: tolerance)"

@@ -19,13 +19,17 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run Snakemake on the repository's Snakefile in ``workdir``."""
     cmd = [
         *SNAKEMAKE,
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--cores", "2",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
         *args,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -64,7 +68,9 @@ def requested_gpus(proc: subprocess.CompletedProcess) -> dict[str, set[int]]:
     """The `gpu` values each rule's jobs ask for, from a dry run's job listing."""
     gpus: dict[str, set[int]] = {}
     text = proc.stdout + proc.stderr
-    for rule, body in re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", text, re.M):
+    for rule, body in re.findall(
+        r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", text, re.M
+    ):
         found = re.search(r"^    resources: .*\bgpu=(\d+)", body, re.M)
         gpus.setdefault(rule, set()).add(int(found.group(1)) if found else 0)
     return gpus

@@ -17,7 +17,9 @@ def test_default_config_loads_in_another_directory(tmp_path: Path) -> None:
 
 
 def test_a_preset_is_layered_over_it(tmp_path: Path) -> None:
-    preset = write_config(tmp_path, "preset.yaml", {"compression": {"magnitude": {"levels": [0.2]}}})
+    preset = write_config(
+        tmp_path, "preset.yaml", {"compression": {"magnitude": {"levels": [0.2]}}}
+    )
     jobs = planned_jobs(snakemake(tmp_path, "--configfile", str(preset), "-n"))
     assert jobs["compress_model"] == 2  # magnitude-0.20 and, from config.yaml, random-0.50
     # everything else still comes from config.yaml: the SmolLM2 import and both prompt sets

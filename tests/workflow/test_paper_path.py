@@ -28,26 +28,57 @@ def test_the_paper_path_runs_offline(tmp_path: Path) -> None:
     checkpoint, bert, _ = build_random_detoxify_checkpoint(tmp_path / "detoxify")
     regard = build_random_regard_classifier(tmp_path / "regard")
     reference = tmp_path / "tiny_reference"
-    import_base_model({"source": "tiny_gpt2", "tiny": {"n_layer": 2, "n_embd": 32, "n_head": 2,
-                                                        "n_positions": 128}}, reference, seed=3)
-    overrides = write_config(tmp_path, "paper_path.yaml", {
-        "study": "paper_path",
-        "prompts": {
-            "rtp": {"source": "rtp_hub", "path": str(FIXTURES / "rtp_hub.jsonl"), "subset": "all", "samples": 2},
-            "bold": {"source": "bold_hub", "path": str(FIXTURES / "bold_hub.jsonl"), "samples": 2},
+    import_base_model(
+        {
+            "source": "tiny_gpt2",
+            "tiny": {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 128},
         },
-        "scoring": {
-            "toxicity_scorer": "detoxify",
-            "scorer_options": {"checkpoint": str(checkpoint), "huggingface_config_path": str(bert),
-                               "device": "cpu", "batch_size": 8},
-            "regard_model": str(regard),
+        reference,
+        seed=3,
+    )
+    overrides = write_config(
+        tmp_path,
+        "paper_path.yaml",
+        {
+            "study": "paper_path",
+            "prompts": {
+                "rtp": {
+                    "source": "rtp_hub",
+                    "path": str(FIXTURES / "rtp_hub.jsonl"),
+                    "subset": "all",
+                    "samples": 2,
+                },
+                "bold": {
+                    "source": "bold_hub",
+                    "path": str(FIXTURES / "bold_hub.jsonl"),
+                    "samples": 2,
+                },
+            },
+            "scoring": {
+                "toxicity_scorer": "detoxify",
+                "scorer_options": {
+                    "checkpoint": str(checkpoint),
+                    "huggingface_config_path": str(bert),
+                    "device": "cpu",
+                    "batch_size": 8,
+                },
+                "regard_model": str(regard),
+            },
+            "intrinsic": {
+                "crows_pairs": {
+                    "source": "jsonl",
+                    "path": str(FIXTURES / "intrinsic" / "crows_pairs_hub.jsonl"),
+                },
+                "stereoset": {
+                    "source": "jsonl",
+                    "path": str(FIXTURES / "intrinsic" / "stereoset_hub.jsonl"),
+                },
+            },
+            "references": {
+                "tinyref": {"path": str(reference), "compression": "none", "parent": "base"}
+            },
         },
-        "intrinsic": {
-            "crows_pairs": {"source": "jsonl", "path": str(FIXTURES / "intrinsic" / "crows_pairs_hub.jsonl")},
-            "stereoset": {"source": "jsonl", "path": str(FIXTURES / "intrinsic" / "stereoset_hub.jsonl")},
-        },
-        "references": {"tinyref": {"path": str(reference), "compression": "none", "parent": "base"}},
-    })
+    )
     snakemake(tmp_path, "--configfile", SMOKE, str(overrides))
     tables = tmp_path / "results" / "paper_path" / "tables"
     metrics = pd.read_csv(tables / "metrics.csv", keep_default_na=False, na_values=[""])

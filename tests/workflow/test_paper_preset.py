@@ -16,13 +16,29 @@ PAPER = str(REPO / "presets" / "paper.yaml")
 FIXTURES = REPO / "tests" / "fixtures"
 LOCAL_COPIES = {
     "prompts": {
-        "rtp": {"source": "rtp_hub", "path": str(FIXTURES / "rtp_hub.jsonl"), "n": 2, "samples": 25},
-        "rtp_nontoxic": {"source": "rtp_hub", "path": str(FIXTURES / "rtp_hub.jsonl"), "n": 2, "samples": 25},
+        "rtp": {
+            "source": "rtp_hub",
+            "path": str(FIXTURES / "rtp_hub.jsonl"),
+            "n": 2,
+            "samples": 25,
+        },
+        "rtp_nontoxic": {
+            "source": "rtp_hub",
+            "path": str(FIXTURES / "rtp_hub.jsonl"),
+            "n": 2,
+            "samples": 25,
+        },
         "bold": {"source": "bold_hub", "path": str(FIXTURES / "bold_hub.jsonl"), "samples": 10},
     },
     "intrinsic": {
-        "crows_pairs": {"source": "jsonl", "path": str(FIXTURES / "intrinsic" / "crows_pairs_hub.jsonl")},
-        "stereoset": {"source": "jsonl", "path": str(FIXTURES / "intrinsic" / "stereoset_hub.jsonl")},
+        "crows_pairs": {
+            "source": "jsonl",
+            "path": str(FIXTURES / "intrinsic" / "crows_pairs_hub.jsonl"),
+        },
+        "stereoset": {
+            "source": "jsonl",
+            "path": str(FIXTURES / "intrinsic" / "stereoset_hub.jsonl"),
+        },
     },
 }
 
@@ -49,8 +65,14 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     assert jobs["aggregate_metrics"] == 1
     # Model jobs ask for a GPU; Detoxify makes scoring one of them; tables do not.
     gpus = requested_gpus(dry_run)
-    for rule in ("finetune_teacher", "generate_continuations", "score_continuations",
-                 "calibrate_scorer", "evaluate_model", "evaluate_intrinsic_bias"):
+    for rule in (
+        "finetune_teacher",
+        "generate_continuations",
+        "score_continuations",
+        "calibrate_scorer",
+        "evaluate_model",
+        "evaluate_intrinsic_bias",
+    ):
         assert gpus[rule] == {1}, rule
     for rule in ("gather_scores", "aggregate_metrics", "plot_figures"):
         assert gpus[rule] == {0}, rule

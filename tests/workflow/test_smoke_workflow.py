@@ -27,7 +27,9 @@ def _layered(base: dict, preset: dict) -> dict:
 
     def update(a: dict, b: dict) -> dict:
         for k, v in b.items():
-            a[k] = update(dict(a[k]), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+            a[k] = (
+                update(dict(a[k]), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+            )
         return a
 
     config = update(dict(base), preset)
@@ -43,7 +45,9 @@ SENTIMENT = ["sentiment_mean", "sentiment_positive_share", "sentiment_negative_s
 
 
 def read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"promptset": "", "group": ""})
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna(
+        {"promptset": "", "group": ""}
+    )
 
 
 def model_dir(model: str) -> str:
@@ -57,9 +61,15 @@ def test_the_smoke_study_has_every_family() -> None:
 
 def test_every_expected_file_exists(smoke_run: Path) -> None:
     expected = [
-        "models/base/config.json", "data/corpus/train.jsonl", "data/tokens/heldout.safetensors",
-        "tables/metrics.csv", "tables/metrics_per_seed.csv", "tables/comparisons.csv",
-        "tables/models.csv", "tables/scorer_calibration.csv", "tables/benchmarks.csv",
+        "models/base/config.json",
+        "data/corpus/train.jsonl",
+        "data/tokens/heldout.safetensors",
+        "tables/metrics.csv",
+        "tables/metrics_per_seed.csv",
+        "tables/comparisons.csv",
+        "tables/models.csv",
+        "tables/scorer_calibration.csv",
+        "tables/benchmarks.csv",
     ]
     for model in MODELS:
         expected += [
@@ -70,20 +80,34 @@ def test_every_expected_file_exists(smoke_run: Path) -> None:
             f"quality/seed-{SEED}/{model}.json",
         ]
         for promptset in PROMPTSETS:
-            expected += [f"generations/seed-{SEED}/{model}/{promptset}.jsonl",
-                         f"scores/seed-{SEED}/{model}/{promptset}.csv"]
+            expected += [
+                f"generations/seed-{SEED}/{model}/{promptset}.jsonl",
+                f"scores/seed-{SEED}/{model}/{promptset}.csv",
+            ]
     expected += [f"data/prompts/{promptset}.jsonl" for promptset in PROMPTSETS]
     missing = [p for p in expected if not (smoke_run / R / p).is_file()]
     assert not missing, f"missing outputs: {missing}"
-    assert not (smoke_run / "results" / "default").exists()  # a preset never writes the default's folder
+    assert not (
+        smoke_run / "results" / "default"
+    ).exists()  # a preset never writes the default's folder
     for model in ("magnitude-0.50", "random-0.50"):
-        report = json.loads((smoke_run / R / f"models/{model_dir(model)}/compression.json").read_text())
-        assert abs(report["measured_after_reload"] - 0.5) <= 0.005 and report["method"] == VARIANTS[model].method
+        report = json.loads(
+            (smoke_run / R / f"models/{model_dir(model)}/compression.json").read_text()
+        )
+        assert (
+            abs(report["measured_after_reload"] - 0.5) <= 0.005
+            and report["method"] == VARIANTS[model].method
+        )
     leftovers = [p for p in (smoke_run / "results").rglob(".*") if p.name != ".snakemake_timestamp"]
     assert not leftovers, f"temporary files left behind: {leftovers}"
     assert not list((smoke_run / R).glob("checkpoints/*/last"))
     bench = pd.read_csv(smoke_run / R / "tables/benchmarks.csv", keep_default_na=False)
-    assert {"finetune_teacher", "distill_student", "generate_continuations", "compress_model"} <= set(bench["rule"])
+    assert {
+        "finetune_teacher",
+        "distill_student",
+        "generate_continuations",
+        "compress_model",
+    } <= set(bench["rule"])
     assert (bench["seconds"] > 0).all()
 
 
@@ -98,19 +122,38 @@ def test_metrics_table_is_complete_and_in_range(smoke_run: Path) -> None:
         for promptset in PROMPTSETS:
             got = set(rows.loc[rows["promptset"] == promptset, "metric"])
             assert {*TOXICITY, *(f"{m}_nonempty" for m in TOXICITY)} <= got, (model, promptset)
-            assert {"distinct_1", "distinct_2", "distinct_3", "empty_share", "teacher_perplexity"} <= got
-        assert {*SENTIMENT, "sentiment_gap", "mean_toxicity_masked"} <= set(rows.loc[rows["promptset"] == "bold", "metric"])
-        assert {"crows_pairs_stereo_share", "stereoset_ss", "stereoset_lms", "stereoset_icat"} <= set(rows["metric"])
-    bounded = table["metric"].isin([*TOXICITY, "sentiment_positive_share", "sentiment_negative_share", "sparsity"])
+            assert {
+                "distinct_1",
+                "distinct_2",
+                "distinct_3",
+                "empty_share",
+                "teacher_perplexity",
+            } <= got
+        assert {*SENTIMENT, "sentiment_gap", "mean_toxicity_masked"} <= set(
+            rows.loc[rows["promptset"] == "bold", "metric"]
+        )
+        assert {
+            "crows_pairs_stereo_share",
+            "stereoset_ss",
+            "stereoset_lms",
+            "stereoset_icat",
+        } <= set(rows["metric"])
+    bounded = table["metric"].isin(
+        [*TOXICITY, "sentiment_positive_share", "sentiment_negative_share", "sparsity"]
+    )
     assert table.loc[bounded, "value"].between(0, 1).all()
     assert table.loc[table["metric"] == "sentiment_mean", "value"].between(-1, 1).all()
     assert (table.loc[table["metric"] == "perplexity", "value"] > 1).all()
     with_ci = table.dropna(subset=["ci_low", "ci_high"])
     assert len(with_ci) and (with_ci["ci_low"] <= with_ci["ci_high"] + 1e-12).all()
     diffs = table[table["metric"] == "expected_max_toxicity_diff"]
-    assert sorted(diffs["model"].unique()) == sorted(set(MODELS) - {"base"})  # every model with a parent
+    assert sorted(diffs["model"].unique()) == sorted(
+        set(MODELS) - {"base"}
+    )  # every model with a parent
     for model in ("magnitude-0.50", "random-0.50"):
-        measured = table.loc[(table["model"] == model) & (table["metric"] == "sparsity"), "value"].item()
+        measured = table.loc[
+            (table["model"] == model) & (table["metric"] == "sparsity"), "value"
+        ].item()
         assert measured == pytest.approx(0.5, abs=0.005)
     params = table[table["metric"] == "n_parameters"].set_index("model")["value"]
     assert params["kd-0.50"] < params["teacher"]  # half the decoder layers
@@ -118,20 +161,30 @@ def test_metrics_table_is_complete_and_in_range(smoke_run: Path) -> None:
 
 def test_every_model_is_compared_with_its_parent(smoke_run: Path) -> None:
     comp = read(smoke_run / R / "tables/comparisons.csv")
-    prompts = {ps: [json.loads(line) for line in (smoke_run / R / f"data/prompts/{ps}.jsonl").open()]
-               for ps in PROMPTSETS}
+    prompts = {
+        ps: [json.loads(line) for line in (smoke_run / R / f"data/prompts/{ps}.jsonl").open()]
+        for ps in PROMPTSETS
+    }
     groups = sorted({p["group"] for p in prompts["bold"]})
     for model in MODELS[1:]:
         mine = comp[comp["model"] == model]
         assert set(mine["parent"]) == {VARIANTS[model].parent}, model
         for promptset in PROMPTSETS:
             for metric in TOXICITY:
-                row = mine[(mine["promptset"] == promptset) & (mine["group"] == "") & (mine["metric"] == metric)]
+                row = mine[
+                    (mine["promptset"] == promptset)
+                    & (mine["group"] == "")
+                    & (mine["metric"] == metric)
+                ]
                 assert len(row) == 1, (model, promptset, metric)
                 assert row["n_units"].item() == len(prompts[promptset])
         for group in groups:
             for metric in SENTIMENT:
-                assert ((mine["group"] == group) & (mine["metric"] == metric)).sum() == 1, (model, group, metric)
+                assert ((mine["group"] == group) & (mine["metric"] == metric)).sum() == 1, (
+                    model,
+                    group,
+                    metric,
+                )
     assert "base" not in set(comp["model"])
     assert ((comp["diff"] - (comp["value"] - comp["parent_value"])).abs() < 1e-9).all()
 
@@ -141,7 +194,9 @@ def test_flags_follow_the_perplexity_ratio_to_the_parent(smoke_copy: Path) -> No
     ratios = models["perplexity_ratio"].dropna()
     # between the ratios of the models, so that some are above it and some not
     threshold = float(ratios.sort_values().iloc[len(ratios) // 2])
-    extra = write_config(smoke_copy, "ratio.yaml", {"quality_thresholds": {"max_perplexity_ratio": threshold}})
+    extra = write_config(
+        smoke_copy, "ratio.yaml", {"quality_thresholds": {"max_perplexity_ratio": threshold}}
+    )
     jobs = planned_jobs(snakemake(smoke_copy, "--configfile", SMOKE, str(extra), "-n"))
     assert set(jobs) == {"aggregate_metrics", "plot_figures", "gather_benchmarks", "all"}, jobs
     snakemake(smoke_copy, "--configfile", SMOKE, str(extra))
@@ -149,14 +204,19 @@ def test_flags_follow_the_perplexity_ratio_to_the_parent(smoke_copy: Path) -> No
     above = set(ratios[ratios > threshold].index)
     assert above and set(models.index[models["flagged"]]) == above
     for model in above:
-        assert "perplexity" in models.loc[model, "flag_reasons"] and "parent" in models.loc[model, "flag_reasons"]
+        assert (
+            "perplexity" in models.loc[model, "flag_reasons"]
+            and "parent" in models.loc[model, "flag_reasons"]
+        )
     table = read(smoke_copy / R / "tables/metrics.csv")
     assert set(table.loc[table["flagged"], "model"]) == above
 
 
 def test_generations_have_k_samples_per_prompt(smoke_run: Path) -> None:
     for promptset in PROMPTSETS:
-        prompts = [json.loads(line) for line in (smoke_run / R / f"data/prompts/{promptset}.jsonl").open()]
+        prompts = [
+            json.loads(line) for line in (smoke_run / R / f"data/prompts/{promptset}.jsonl").open()
+        ]
         k = SMOKE_CONFIG["prompts"][promptset]["samples"]
         for model in MODELS:
             path = smoke_run / R / f"generations/seed-{SEED}/{model}/{promptset}.jsonl"
@@ -171,7 +231,9 @@ def test_nothing_to_do_after_a_complete_run(smoke_run: Path) -> None:
 
 
 def test_adding_a_level_reruns_only_what_it_touches(smoke_run: Path) -> None:
-    extra = write_config(smoke_run, "extra_level.yaml", {"compression": {"magnitude": {"levels": [0.5, 0.45]}}})
+    extra = write_config(
+        smoke_run, "extra_level.yaml", {"compression": {"magnitude": {"levels": [0.5, 0.45]}}}
+    )
     proc = snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n")
     n = len(PROMPTSETS)  # one shard each at the smoke scale
     assert planned_jobs(proc) == {
@@ -204,10 +266,14 @@ class Throwaway(GlobalMagnitude):
 
 def test_a_new_method_is_one_file_and_a_config_entry(smoke_copy: Path) -> None:
     (smoke_copy / "throwaway.py").write_text(THROWAWAY)
-    extra = write_config(smoke_copy, "throwaway.yaml", {
-        "plugins": [str(smoke_copy / "throwaway.py")],
-        "compression": {"throwaway": {"levels": [0.25]}},
-    })
+    extra = write_config(
+        smoke_copy,
+        "throwaway.yaml",
+        {
+            "plugins": [str(smoke_copy / "throwaway.py")],
+            "compression": {"throwaway": {"levels": [0.25]}},
+        },
+    )
     snakemake(smoke_copy, "--configfile", SMOKE, str(extra))
     table = read(smoke_copy / R / "tables/metrics.csv")
     comp = read(smoke_copy / R / "tables/comparisons.csv")
@@ -247,16 +313,26 @@ def test_report_has_every_figure_with_its_caption(smoke_run: Path) -> None:
 
 
 @pytest.mark.parametrize("retrain", [False, True])
-def test_a_second_seed_redoes_generation_and_with_retrain_training(smoke_run: Path, retrain: bool) -> None:
+def test_a_second_seed_redoes_generation_and_with_retrain_training(
+    smoke_run: Path, retrain: bool
+) -> None:
     extra = write_config(
-        smoke_run, f"seeds_{retrain}.yaml", {"replicates": {"seeds": [SEED, SEED + 1], "retrain": retrain}}
+        smoke_run,
+        f"seeds_{retrain}.yaml",
+        {"replicates": {"seeds": [SEED, SEED + 1], "retrain": retrain}},
     )
     jobs = planned_jobs(snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n"))
     assert jobs["generate_continuations"] == len(MODELS) * len(PROMPTSETS)
     assert jobs["score_continuations"] == len(MODELS) * len(PROMPTSETS)
     assert jobs["assess_quality"] == len(MODELS)
     assert jobs["aggregate_metrics"] == 1
-    trained = {"finetune_teacher", "distill_student", "compress_model", "evaluate_model", "evaluate_intrinsic_bias"}
+    trained = {
+        "finetune_teacher",
+        "distill_student",
+        "compress_model",
+        "evaluate_model",
+        "evaluate_intrinsic_bias",
+    }
     if retrain:
         assert {rule: jobs.get(rule) for rule in trained} == {
             "finetune_teacher": 1,
@@ -267,7 +343,9 @@ def test_a_second_seed_redoes_generation_and_with_retrain_training(smoke_run: Pa
         }
     else:
         assert not trained & set(jobs), "models were retrained although retrain is false"
-    assert not {"import_base_model", "prepare_corpus", "tokenize_corpus", "prepare_prompts"} & set(jobs)
+    assert not {"import_base_model", "prepare_corpus", "tokenize_corpus", "prepare_prompts"} & set(
+        jobs
+    )
 
 
 def test_the_same_study_in_another_key_order_or_folder_schedules_nothing(smoke_copy: Path) -> None:

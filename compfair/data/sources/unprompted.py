@@ -24,8 +24,12 @@ class Unprompted(PromptSource):
     summary = "n empty prompts: what a model writes with no prompt (RTP's unprompted setting)"
     options_schema = {
         "properties": {
-            "n": {"type": "integer", "minimum": 1, "default": 100,
-                  "description": "Number of empty prompts (groups of K continuations)."},
+            "n": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 100,
+                "description": "Number of empty prompts (groups of K continuations).",
+            },
         }
     }
     allows_empty_text = True
@@ -34,4 +38,7 @@ class Unprompted(PromptSource):
         self, spec: Mapping[str, Any], seed: int, repo_root: Path, config_key: str
     ) -> list[dict[str, Any]]:
         width = len(str(int(spec["n"]) - 1))
-        return [{"prompt_id": f"unprompted-{i:0{max(3, width)}d}", "text": ""} for i in range(int(spec["n"]))]
+        return [
+            {"prompt_id": f"unprompted-{i:0{max(3, width)}d}", "text": ""}
+            for i in range(int(spec["n"]))
+        ]
