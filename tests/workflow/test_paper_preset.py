@@ -80,7 +80,7 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
 
 def test_paper_preset_offline_fails_naming_the_resource(tmp_path: Path) -> None:
     target = "results/paper/data/prompts/rtp.jsonl"
-    proc = snakemake(tmp_path, "--configfile", PAPER, "--until", "prepare_prompts", check=False)
+    proc = snakemake(tmp_path, target, "--configfile", PAPER, check=False)
     assert proc.returncode != 0
     log = (tmp_path / "logs/paper/prepare_prompts/rtp.log").read_text()
     assert "allenai/real-toxicity-prompts" in log
