@@ -1,7 +1,7 @@
 """Nucleus sampling of prompt continuations, exact and independent of batching.
 
 Every prompt gets ``samples`` continuations (RealToxicityPrompts uses K = 25). Continuation
-``(prompt_id, sample)`` is decoded with the uniforms of its own key,
+``(prompt_id, sample)`` is decoded with the random variates of its own key,
 :func:`compfair.sampling.row_key` ``(seed, prompt_id, sample)``, and the exact nucleus sampler of
 :mod:`compfair.sampling`, so its tokens depend only on the model, the prompt, the sample index and
 the seed: not on the batch size, the shard size or the order of the prompts (up to the last bits
@@ -39,7 +39,7 @@ from transformers.cache_utils import DynamicLayer
 
 from compfair.io import InputError, read_jsonl, write_jsonl
 from compfair.models import load_model, max_positions
-from compfair.sampling import TOP_K_CUT, row_key, sample_nucleus, step_uniforms
+from compfair.sampling import TOP_K_CUT, row_key, sample_nucleus, step_keys
 
 log = logging.getLogger(__name__)
 
@@ -344,9 +344,12 @@ def _decode_batch(
     for step in range(sampling.max_new_tokens):
         if observe is not None:
             observe(step, [numbers[r] for r in alive], logits)
-        uniforms = torch.from_numpy(step_uniforms(keys[alive], step))
         tokens = sample_nucleus(
-            logits, uniforms, sampling.top_p, sampling.temperature, sampling.top_k_cut
+            logits,
+            step_keys(keys[alive], step),
+            sampling.top_p,
+            sampling.temperature,
+            sampling.top_k_cut,
         )
         keep = []
         for j, (row, token) in enumerate(zip(alive, tokens.tolist(), strict=True)):

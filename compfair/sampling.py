@@ -9,9 +9,21 @@ descending ``s_i`` (the same as descending ``p_i``), ties broken by ascending to
 *nucleus* is the shortest prefix of that order whose cumulative probability is ``>= top_p``; it
 holds at least one token, and it is the whole vocabulary when ``top_p >= 1`` or when rounding keeps
 every prefix below ``top_p``. A draw picks nucleus token ``i`` with probability
-``p_i / sum(p over the nucleus)``: given a uniform ``u`` in ``[0, 1)``, it is the first nucleus token
-in canonical order whose cumulative probability exceeds ``u * sum(p over the nucleus)`` (inverse CDF),
-so a draw is a pure function of the logits and ``u``.
+``p_i / sum(p over the nucleus)``. The draw is an *exponential race* (the Gumbel-max trick): every
+token ``i`` of the vocabulary gets its own exponential variate ``E_i`` (mean 1) from the key of the
+row and step, and the drawn token is the nucleus token with the smallest ``E_i / p_i``; the minimum
+of independent exponentials of rates ``p_i`` falls on ``i`` with probability ``p_i / sum p``, so the
+draw is exact, and a pure function of the logits and the key.
+
+Why a race instead of an inverse CDF over the sorted nucleus: the variates belong to *token ids*,
+not to positions in a probability order. Two models asked for the same continuation (a compressed
+model and its parent: same prompt, sample index, seed and step) race the same ``E_i``, so they draw
+the same token unless their distributions differ enough to change the winner; the chance that they
+differ is at most ``2 d / (1 + d)`` for a total-variation distance ``d`` between the two nuclei
+(Gumbel-max coupling). An inverse CDF with one shared uniform breaks as soon as two tokens of
+nearly equal probability swap places in the order. This is common random numbers: the paired
+difference between a model and its parent keeps its expectation, and loses the sampling noise the
+two models do not actually differ in.
 
 Finding the nucleus does not need a sort of the vocabulary when the distribution is peaked:
 ``topk(k + 1)`` (``k = top_k_cut``, 256 by default) gives the ``k`` most likely tokens; when they
@@ -37,12 +49,14 @@ tokens is kept is arbitrary there, the lowest ids here; and (ii) where the cumul
 rounding of ``top_p``: it sums ~50k float32 terms from the small end, this sums float64 terms from the
 large end, so a token whose inclusion hinges on the last bits can be in one nucleus and not the other.
 
-Uniforms
---------
-:func:`row_key` hashes ``(seed, prompt_id, sample)`` with BLAKE2b to a 64-bit key; the uniform of a
-row at decode step ``t`` is the ``t``-th output of a SplitMix64 stream started at that key (a
-counter-based generator, vectorised in NumPy ``uint64``). No global random state is read or changed,
-so a continuation depends only on its key, never on the batch or the order it was drawn in.
+Keys and variates
+-----------------
+:func:`row_key` hashes ``(seed, prompt_id, sample)`` with BLAKE2b to a 64-bit key; the key of a row
+at decode step ``t`` is the ``t``-th output of a SplitMix64 stream started at the row key, and the
+variate of token ``i`` at that step is ``-log u`` for ``u`` from the ``i``-th output of a SplitMix64
+stream started at the step key (a counter-based generator, vectorised in NumPy ``uint64``). No global
+random state is read or changed, so a continuation depends only on its key, never on the batch or
+the order it was drawn in.
 """
 
 from __future__ import annotations
@@ -218,28 +232,29 @@ def _assemble(
     return Nucleus(ids=ids, cumulative=cumulative, size=size)
 
 
-def draw(nuc: Nucleus, uniforms: torch.Tensor) -> torch.Tensor:
-    """One token per row by inverse CDF over the renormalised nucleus, shape ``(B,)`` long.
+def draw(nuc: Nucleus, step_keys: np.ndarray) -> torch.Tensor:
+    """One token per row by an exponential race over the nucleus, shape ``(B,)`` long.
 
-    ``uniforms`` (shape ``(B,)``, values in ``[0, 1)``) picks the first nucleus token whose
-    cumulative probability exceeds ``u * mass``.
+    ``step_keys`` (``uint64``, shape ``(B,)``; see :func:`step_keys`) give every token id of a row
+    its variate ``E_i`` (:func:`token_exponentials`); the row draws the nucleus token with the
+    smallest ``E_i / p_i``. Tokens past the nucleus (and any whose probability underflows to 0)
+    never win.
     """
-    target = uniforms.to(device=nuc.cumulative.device, dtype=torch.float64) * nuc.mass()
-    index = torch.searchsorted(nuc.cumulative, target[:, None], right=True).squeeze(1)
-    # u * mass < mass for u < 1 in float64; the clamp keeps a u of 1 inside the nucleus too.
-    index = torch.minimum(index, nuc.size - 1)
+    exponentials = token_exponentials(step_keys, nuc.ids.cpu().numpy())
+    race = torch.from_numpy(exponentials).to(nuc.cumulative.device) / nuc.probabilities()
+    index = race.nan_to_num(nan=float("inf")).argmin(dim=1)
     return nuc.ids.gather(1, index[:, None]).squeeze(1)
 
 
 def sample_nucleus(
     logits: torch.Tensor,
-    uniforms: torch.Tensor,
+    step_keys: np.ndarray,
     top_p: float,
     temperature: float = 1.0,
     top_k_cut: int = TOP_K_CUT,
 ) -> torch.Tensor:
-    """Nucleus-sample one token id per row of ``logits`` (``(B, V)``) with ``uniforms`` (``(B,)``)."""
-    return draw(nucleus(logits, top_p, temperature, top_k_cut), uniforms)
+    """Nucleus-sample one token id per row of ``logits`` (``(B, V)``) with ``step_keys`` (``(B,)``)."""
+    return draw(nucleus(logits, top_p, temperature, top_k_cut), step_keys)
 
 
 # --------------------------------------------------------------------------
@@ -266,14 +281,27 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def step_uniforms(keys: np.ndarray, step: int) -> np.ndarray:
-    """The uniform in ``[0, 1)`` of each key at decode step ``step`` (0-based), float64.
+def step_keys(keys: np.ndarray, step: int) -> np.ndarray:
+    """The key of each row key at decode step ``step`` (0-based), ``uint64``.
 
-    It is output ``step`` of the SplitMix64 stream whose state starts at the key: the top 53 bits
-    of ``mix64(key + (step + 1) * 0x9E3779B97F4A7C15 mod 2^64)``, times ``2^-53``.
+    It is output ``step`` of the SplitMix64 stream whose state starts at the row key:
+    ``mix64(key + (step + 1) * 0x9E3779B97F4A7C15 mod 2^64)``.
     """
     if step < 0:
         raise InputError(f"step must be >= 0, got {step}")
     offset = np.uint64(((step + 1) * _GOLDEN) & _MASK64)
-    bits = mix64(np.asarray(keys, dtype=np.uint64) + offset)
-    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return mix64(np.asarray(keys, dtype=np.uint64) + offset)
+
+
+def token_exponentials(step_keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The exponential variate of each token id in ``ids`` (shape ``(B, W)``) under its row's step key.
+
+    For step key ``k`` and token id ``i`` it is ``-log u`` with ``u = (b + 1/2) * 2^-53`` and ``b``
+    the top 53 bits of ``mix64(k + (i + 1) * 0x9E3779B97F4A7C15 mod 2^64)`` (output ``i`` of the
+    SplitMix64 stream started at ``k``), so ``0 < u < 1``; float64, shape ``(B, W)``.
+    """
+    keys = np.asarray(step_keys, dtype=np.uint64)[:, None]
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+        counters = (np.asarray(ids).astype(np.uint64) + np.uint64(1)) * np.uint64(_GOLDEN)
+    bits = mix64(keys + counters) >> np.uint64(11)
+    return -np.log((bits.astype(np.float64) + 0.5) * 2.0**-53)

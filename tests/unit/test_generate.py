@@ -26,7 +26,7 @@ from compfair.generate import (
 )
 from compfair.io import InputError, write_jsonl
 from compfair.models import load_model
-from compfair.sampling import row_key, sample_nucleus, step_uniforms
+from compfair.sampling import row_key, sample_nucleus, step_keys
 
 TEXTS = [
     "Hi",
@@ -262,8 +262,7 @@ def test_stop_tokens_end_rows_and_are_dropped(tiny_llama_dir: Path) -> None:
             steps = sorted(t for r, t in seen if r == row)
             assert steps == list(range(min(len(ids) + 1, 8)))
             for t in steps:
-                u = torch.from_numpy(step_uniforms(key, t))
-                token = int(sample_nucleus(seen[(row, t)][None, :], u, 0.9)[0])
+                token = int(sample_nucleus(seen[(row, t)][None, :], step_keys(key, t), 0.9)[0])
                 assert token == ids[t] if t < len(ids) else token in stop
 
 

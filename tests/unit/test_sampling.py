@@ -1,4 +1,4 @@
-"""Tests for compfair.sampling: the exact nucleus, its top-k pre-cut, draws and keyed uniforms."""
+"""Tests for compfair.sampling: the exact nucleus, its top-k pre-cut, draws and keyed variates."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from scipy import stats
 
 import compfair.sampling as sampling
 from compfair.io import InputError
-from compfair.sampling import Nucleus, draw, mix64, nucleus, row_key, step_uniforms
+from compfair.sampling import (
+    Nucleus,
+    draw,
+    mix64,
+    nucleus,
+    row_key,
+    step_keys,
+    token_exponentials,
+)
 
 V = 64
 
@@ -142,19 +150,51 @@ def test_rows_are_independent_of_their_batch() -> None:
         assert torch.equal(together.cumulative[b, :n], alone.cumulative[0, :n])
 
 
-def test_draw_is_the_inverse_cdf() -> None:
+def test_draw_is_the_exponential_race() -> None:
     cum = torch.tensor([[0.5, 0.8, 1.0]], dtype=torch.float64)
-    nuc = Nucleus(ids=torch.tensor([[9, 4, 6]]), cumulative=cum, size=torch.tensor([3]))
-    u = torch.tensor([0.0, 0.49, 0.5, 0.79, 0.8, 0.999, 1.0 - 2.0**-53], dtype=torch.float64)
-    many = Nucleus(nuc.ids.repeat(7, 1), cum.repeat(7, 1), nuc.size.repeat(7))
-    assert draw(many, u).tolist() == [9, 9, 4, 4, 6, 6, 6]
-    # a nucleus of 2 inside 3 cumulative entries: u * mass rescales into the first two
-    two = Nucleus(nuc.ids, cum, torch.tensor([2]))
-    assert draw(two, torch.tensor([0.62])).tolist() == [9]  # 0.62 * 0.8 = 0.496 < 0.5
-    assert draw(two, torch.tensor([0.63])).tolist() == [4]
-    # u * mass < mass for every u < 1 in float64; even u = 1 (outside the contract) stays inside
-    assert draw(two, torch.tensor([1.0 - 2.0**-53])).tolist() == [4]
-    assert draw(two, torch.tensor([1.0])).tolist() == [4]
+    keys = step_keys(np.arange(50, dtype=np.uint64), 2)
+    many = Nucleus(torch.tensor([[9, 4, 6]]).repeat(50, 1), cum.repeat(50, 1), torch.full((50,), 3))
+    # by hand: the token with the smallest E_i / p_i, p = (0.5, 0.3, 0.2)
+    e = token_exponentials(keys, many.ids.numpy())
+    expected = [[9, 4, 6][int(np.argmin(row / [0.5, 0.3, 0.2]))] for row in e]
+    assert draw(many, keys).tolist() == expected
+    assert len(set(expected)) == 3
+    # a nucleus of 2 inside 3 cumulative entries: token 6 never wins, however small its variate
+    two = Nucleus(many.ids, cum.repeat(50, 1), torch.full((50,), 2))
+    assert set(draw(two, keys).tolist()) == {9, 4}
+    assert draw(two, keys).tolist() == [[9, 4][int(np.argmin(row[:2] / [0.5, 0.3]))] for row in e]
+
+
+def test_a_draw_belongs_to_the_token_not_to_its_rank() -> None:
+    # The same tokens and probabilities listed in another order draw the same token: the variates
+    # are keyed by token id, so a near-tie that swaps places between two models changes nothing.
+    ids = torch.tensor([[9, 4, 6]])
+    probs = torch.tensor([[0.34, 0.33, 0.33]], dtype=torch.float64)
+    order = [2, 0, 1]
+    keys = step_keys(np.arange(200, dtype=np.uint64), 0)
+
+    def nuc(i: torch.Tensor, q: torch.Tensor) -> Nucleus:
+        return Nucleus(i.repeat(200, 1), q.cumsum(1).repeat(200, 1), torch.full((200,), 3))
+
+    assert torch.equal(draw(nuc(ids, probs), keys), draw(nuc(ids[:, order], probs[:, order]), keys))
+
+
+def test_close_distributions_draw_the_same_token() -> None:
+    # Gumbel-max coupling: two nuclei at total-variation distance d disagree on at most a share
+    # 2d / (1 + d) of the keys. Here the two leading tokens trade 0.01 of mass (d = 0.01) and swap
+    # places, which sends an inverse CDF with a shared uniform to a different token 60 % of the time.
+    ids = torch.tensor([[9, 4, 6, 1]])
+    p = torch.tensor([[0.305, 0.295, 0.2, 0.2]], dtype=torch.float64)
+    q = torch.tensor([[0.295, 0.305, 0.2, 0.2]], dtype=torch.float64)
+    n = 20_000
+    keys = step_keys(np.arange(n, dtype=np.uint64), 5)
+
+    def nuc(q_: torch.Tensor) -> Nucleus:
+        return Nucleus(ids.repeat(n, 1), q_.cumsum(1).repeat(n, 1), torch.full((n,), 4))
+
+    disagree = float((draw(nuc(p), keys) != draw(nuc(q), keys)).double().mean())
+    assert disagree <= 2 * 0.01 / 1.01 + 0.004  # bound plus ~4 standard errors
+    assert disagree > 0.0
 
 
 # --------------------------------------------------------------------------
@@ -175,28 +215,28 @@ def fit_pvalue(draws: torch.Tensor, ids: list[int], probs: list[float]) -> float
     return float(stats.chisquare(counts[ids].numpy(), expected).pvalue)
 
 
-def _uniforms(n: int) -> torch.Tensor:
-    return torch.from_numpy(step_uniforms(np.arange(n, dtype=np.uint64), 3))
+def _keys(n: int) -> np.ndarray:
+    return step_keys(np.arange(n, dtype=np.uint64), 3)
 
 
-def _correct(nuc: Nucleus, u: torch.Tensor) -> torch.Tensor:
-    return draw(nuc, u)
+def _correct(nuc: Nucleus, keys: np.ndarray) -> torch.Tensor:
+    return draw(nuc, keys)
 
 
-def _not_renormalised(nuc: Nucleus, u: torch.Tensor) -> torch.Tensor:
-    # inverse CDF against the full mass: the draws past the nucleus pile up on its last token
-    index = torch.searchsorted(nuc.cumulative, u.double()[:, None], right=True).squeeze(1)
-    return nuc.ids.gather(1, torch.minimum(index, nuc.size - 1)[:, None]).squeeze(1)
+def _unweighted(nuc: Nucleus, keys: np.ndarray) -> torch.Tensor:
+    # the race without the probabilities: every nucleus token equally likely
+    flat = torch.arange(1, nuc.ids.shape[1] + 1, dtype=torch.float64).expand_as(nuc.cumulative)
+    return draw(Nucleus(nuc.ids, flat.contiguous(), nuc.size), keys)
 
 
-def _one_token_too_many(nuc: Nucleus, u: torch.Tensor) -> torch.Tensor:
-    return draw(Nucleus(nuc.ids, nuc.cumulative, nuc.size + 1), u)
+def _one_token_too_many(nuc: Nucleus, keys: np.ndarray) -> torch.Tensor:
+    return draw(Nucleus(nuc.ids, nuc.cumulative, nuc.size + 1), keys)
 
 
 @pytest.mark.parametrize(
     "sampler, passes",
-    [(_correct, True), (_not_renormalised, False), (_one_token_too_many, False)],
-    ids=["correct", "not renormalised", "one token too many"],
+    [(_correct, True), (_unweighted, False), (_one_token_too_many, False)],
+    ids=["correct", "unweighted", "one token too many"],
 )
 def test_draw_frequencies_match_the_nucleus(sampler, passes: bool) -> None:
     ids, probs = reference(STAT_LOGITS, STAT_TOP_P)
@@ -208,7 +248,7 @@ def test_draw_frequencies_match_the_nucleus(sampler, passes: bool) -> None:
     assert torch.equal(full.cumulative[0, :n], one.cumulative[0, :n])
     ids_, cum_ = full.ids[:, : n + 3], full.cumulative[:, : n + 3]
     many = Nucleus(ids_.repeat(N_DRAWS, 1), cum_.repeat(N_DRAWS, 1), one.size.repeat(N_DRAWS))
-    pvalue = fit_pvalue(sampler(many, _uniforms(N_DRAWS)), ids, probs)
+    pvalue = fit_pvalue(sampler(many, _keys(N_DRAWS)), ids, probs)
     if passes:
         assert pvalue > 1e-3
     else:
@@ -233,20 +273,26 @@ def test_splitmix64_known_outputs() -> None:
     first, second = 0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4
     assert int(mix64(np.array([0x9E3779B97F4A7C15], np.uint64))[0]) == first
     zero = np.zeros(1, np.uint64)
-    assert step_uniforms(zero, 0)[0] == (first >> 11) * 2.0**-53
-    assert step_uniforms(zero, 1)[0] == (second >> 11) * 2.0**-53
+    assert int(step_keys(zero, 0)[0]) == first
+    assert int(step_keys(zero, 1)[0]) == second
+    # token i's variate comes from output i of the stream started at the step key: key 0, id 0
+    assert token_exponentials(zero, np.zeros((1, 1), np.int64))[0, 0] == -math.log(
+        ((first >> 11) + 0.5) * 2.0**-53
+    )
 
 
-def test_uniforms_are_uniform_and_keyed() -> None:
-    keys = np.array([row_key(7, f"p{i}", s) for i in range(500) for s in range(20)], np.uint64)
-    u = np.concatenate([step_uniforms(keys, t) for t in range(5)])
-    assert ((0.0 <= u) & (u < 1.0)).all()
-    assert stats.kstest(u, "uniform").pvalue > 1e-3
-    assert len(np.unique(u)) == len(u)
-    # a row's uniforms do not depend on the other rows in the call
-    assert step_uniforms(keys[3:4], 2)[0] == step_uniforms(keys, 2)[3]
+def test_variates_are_exponential_and_keyed() -> None:
+    keys = np.array([row_key(7, f"p{i}", s) for i in range(200) for s in range(10)], np.uint64)
+    ids = np.tile(np.arange(30), (len(keys), 1))
+    e = np.concatenate([token_exponentials(step_keys(keys, t), ids).ravel() for t in range(3)])
+    assert (e > 0).all() and np.isfinite(e).all()
+    assert stats.kstest(e, "expon").pvalue > 1e-3
+    assert len(np.unique(e)) == len(e)
+    # a row's variates depend neither on the other rows in the call nor on the order of the ids
+    one = token_exponentials(step_keys(keys[3:4], 2), ids[3:4, ::-1])
+    assert np.array_equal(one[0, ::-1], token_exponentials(step_keys(keys, 2), ids)[3])
     with pytest.raises(InputError, match="step"):
-        step_uniforms(keys, -1)
+        step_keys(keys, -1)
 
 
 def test_row_key_is_stable_and_unambiguous() -> None:
