@@ -30,6 +30,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from compfair.io import InputError, PathLike, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
@@ -160,12 +162,33 @@ def promptset_quality(rows: Sequence[Mapping[str, Any]], perplexity: tuple[float
     }
 
 
+def teacher_scored_rows(
+    rows: Sequence[Mapping[str, Any]], samples: int | None, prompts: int | None
+) -> list[Mapping[str, Any]]:
+    """The rows the teacher scores: the first ``samples`` samples (None: all) of at most
+    ``prompts`` prompts (None: all), spread evenly over the sorted prompt ids.
+
+    The choice depends only on the prompt ids, so a model and its parent are scored on the
+    same continuations (the prompt sets of every model are the same).
+    """
+    ids = sorted({str(r["prompt_id"]) for r in rows})
+    if prompts is not None and prompts < len(ids):
+        ids = [ids[i] for i in np.linspace(0, len(ids) - 1, prompts).round().astype(int)]
+    keep = set(ids)
+    return [
+        r
+        for r in rows
+        if str(r["prompt_id"]) in keep and (samples is None or int(r.get("sample", 0)) < samples)
+    ]
+
+
 def quality_report(
     generations: Mapping[str, PathLike],
     teacher_dir: PathLike,
     out_json: PathLike,
     batch_size: int = 32,
     teacher_samples: int | None = 1,
+    teacher_prompts: int | None = None,
 ) -> dict[str, Any]:
     """Every quality guard of one model's generations, per prompt set; write and return it.
 
@@ -178,8 +201,9 @@ def quality_report(
     computed on the first ``teacher_samples`` samples of every prompt (None:
     all): the teacher re-reads each prompt for every sample it scores, so
     this guard would otherwise cost about as much as generating; the same
-    samples of the parent are scored, so the ratio stays paired. The other
-    guards use every sample.
+    samples of the parent are scored, so the ratio stays paired. With
+    ``teacher_prompts`` it is computed on at most that many prompts of each set
+    (:func:`teacher_scored_rows`). The other guards use every sample.
     """
     # Imported here: the rest of this module serves jobs that never load a model.
     from compfair.perplexity import load_scorer_model, rows_perplexity
@@ -188,9 +212,7 @@ def quality_report(
     blocks = {}
     for promptset, path in sorted(generations.items()):
         rows = read_generations(Path(path))
-        scored = [
-            r for r in rows if teacher_samples is None or int(r.get("sample", 0)) < teacher_samples
-        ]
+        scored = teacher_scored_rows(rows, teacher_samples, teacher_prompts)
         blocks[promptset] = promptset_quality(rows, rows_perplexity(*teacher, scored, batch_size))
         log.info(
             "%s: distinct-2 %.3f, empty %.3f, teacher perplexity %s over %d continuations",

@@ -240,7 +240,13 @@ def draw(nuc: Nucleus, step_keys: np.ndarray) -> torch.Tensor:
     smallest ``E_i / p_i``. Tokens past the nucleus (and any whose probability underflows to 0)
     never win.
     """
-    exponentials = token_exponentials(step_keys, nuc.ids.cpu().numpy())
+    ids, size = nuc.ids.cpu().numpy(), nuc.size.cpu().numpy()
+    # Variates only for the nucleus entries: rows are padded to the longest nucleus of the batch,
+    # and one flat row would otherwise cost every row its width in hashes.
+    inside = np.arange(ids.shape[1])[None, :] < size[:, None]
+    keys = np.repeat(np.asarray(step_keys, dtype=np.uint64), size)
+    exponentials = np.full(ids.shape, np.inf)
+    exponentials[inside] = token_exponentials(keys, ids[inside][:, None])[:, 0]
     race = torch.from_numpy(exponentials).to(nuc.cumulative.device) / nuc.probabilities()
     index = race.nan_to_num(nan=float("inf")).argmin(dim=1)
     return nuc.ids.gather(1, index[:, None]).squeeze(1)

@@ -24,6 +24,7 @@ rule assess_quality:
         promptsets=PROMPTSETS,
         batch_size=config["evaluation"]["text_batch_size"],
         teacher_samples=config["evaluation"]["teacher_samples"],
+        teacher_prompts=config["evaluation"]["teacher_prompts"],
         torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/assess_quality.py"

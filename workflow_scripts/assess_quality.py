@@ -12,4 +12,5 @@ quality_report(
     Path(snakemake.output[0]),
     batch_size=snakemake.params.batch_size,
     teacher_samples=snakemake.params.teacher_samples,
+    teacher_prompts=snakemake.params.teacher_prompts,
 )

@@ -20,6 +20,7 @@ from compfair.quality import (
     gender_polarity,
     gender_words,
     quality_report,
+    teacher_scored_rows,
 )
 
 
@@ -239,3 +240,19 @@ def test_teacher_perplexity_scores_the_first_samples_only(
     assert (
         first["promptsets"]["rtp"]["distinct_1"] == every["promptsets"]["rtp"]["distinct_1"]
     )  # all samples
+
+
+def test_the_teacher_scores_an_even_spread_of_prompts_the_same_for_every_model() -> None:
+    rows = [{"prompt_id": f"p{i:02d}", "sample": k} for i in range(10) for k in range(3)]
+    chosen = teacher_scored_rows(rows, samples=1, prompts=4)
+    # sorted ids p00..p09, 4 evenly spread: positions 0, 3, 6, 9
+    assert [(r["prompt_id"], r["sample"]) for r in chosen] == [
+        ("p00", 0),
+        ("p03", 0),
+        ("p06", 0),
+        ("p09", 0),
+    ]
+    # another model's file in another order: the same continuations
+    assert sorted(map(str, teacher_scored_rows(rows[::-1], 1, 4))) == sorted(map(str, chosen))
+    assert len(teacher_scored_rows(rows, samples=2, prompts=None)) == 20
+    assert len(teacher_scored_rows(rows, samples=None, prompts=50)) == 30
