@@ -5,8 +5,9 @@ no-op rerun of a finished study.
 
 1. Writes a synthetic RealToxicityPrompts copy in the hub format with 99,442
    prompts (made-up text and scores: never the real data), points the paper
-   preset at it (``subset: all``, every prompt), prepares the prompt sets for
-   real (the hub-format loader on the local copy) and times the dry run that
+   preset's two RTP prompt sets at it (the preset's own selections: toxic and
+   non-toxic prompts of the whole set, ``n`` of each), prepares the prompt sets
+   for real (the hub-format loader reads all 99,442 rows) and times the dry run that
    then plans every shard of every model and seed.
 2. With ``--study-dir`` (a folder where the default study has finished, e.g. a
    fresh clone after ``snakemake --cores 2``), times ``snakemake -n`` there: the
@@ -97,7 +98,9 @@ def paper_plan(n_prompts: int) -> tuple[float, int]:
         fixtures = REPO / "tests" / "fixtures"
         local = {
             "prompts": {
-                "rtp": {"source": "rtp_hub", "path": str(work / "rtp.jsonl"), "subset": "all"},
+                # the preset's own selections (toxic and non-toxic, n of each) from the local copy
+                "rtp": {"path": str(work / "rtp.jsonl")},
+                "rtp_nontoxic": {"path": str(work / "rtp.jsonl")},
                 "bold": {"source": "bold_hub", "path": str(fixtures / "bold_hub.jsonl")},
             },
             "intrinsic": {

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +191,9 @@ def _resample_units(
         if axis != -1:  # pragma: no cover - scipy always passes the last axis
             samples = tuple(np.moveaxis(s, axis, -1) for s in samples)
         return statistic(*(s.astype(np.intp) for s in samples))
+
+    # Imported here: the Snakefile imports this module to plan, and scipy.stats costs ~0.6 s.
+    from scipy import stats
 
     result = stats.bootstrap(
         tuple(np.arange(n) for n in n_units),
