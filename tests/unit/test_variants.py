@@ -92,7 +92,7 @@ def test_the_default_study() -> None:
         "nokd-0.50",
         "magnitude-0.10",
         "magnitude-0.50",
-        "random-0.50",
+        "random-0.10",
         "wanda-0.50",
         "wanda_nm-2of4",
         "rtn-4",
@@ -104,7 +104,7 @@ def test_the_default_study() -> None:
             assert v.parent == "teacher", v.name
     assert variants["rtn-4"].family == "quantization" and variants["rtn-4"].value == 4
     assert variants["wanda_nm-2of4"].value == "2:4"
-    assert (variants["random-0.50"].family, variants["random-0.50"].method) == ("pruning", "random")
+    assert (variants["random-0.10"].family, variants["random-0.10"].method) == ("pruning", "random")
     assert variants["kd-0.50"].family == "distillation" and variants["kd-0.50"].level == "0.50"
     pattern = re.compile(f"^(?:{variants.wildcard('pruning')})$")
     assert pattern.match("magnitude-0.50") and not pattern.match("magnitude-0x50")
