@@ -32,18 +32,10 @@ from pathlib import Path
 
 import yaml
 
+from compfair.data.rtp import PERSPECTIVE_ATTRIBUTES as ATTRIBUTES
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-ATTRIBUTES = (
-    "toxicity",
-    "severe_toxicity",
-    "profanity",
-    "sexually_explicit",
-    "identity_attack",
-    "insult",
-    "threat",
-    "flirtation",
-)
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 

@@ -33,12 +33,13 @@ import abc
 import importlib
 import importlib.util
 import logging
-import pkgutil
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from compfair.plugins import import_submodules, schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,7 @@ class CompressionMethod(abc.ABC):
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """The options' defaults from :attr:`options_schema`."""
-        props = cls.options_schema.get("properties", {})
-        return {k: v["default"] for k, v in props.items() if "default" in v}
+        return schema_defaults(cls.options_schema)
 
 
 METHODS: dict[str, type[CompressionMethod]] = {}
@@ -143,8 +143,7 @@ def load_builtin_methods() -> dict[str, type[CompressionMethod]]:
     if not _LOADED:
         from compfair.compression import methods
 
-        for info in sorted(pkgutil.iter_modules(methods.__path__), key=lambda i: i.name):
-            importlib.import_module(f"{methods.__name__}.{info.name}")
+        import_submodules(methods)
         _LOADED = True
     return METHODS
 

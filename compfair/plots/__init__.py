@@ -26,10 +26,9 @@ are drawn on the Agg canvas.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from compfair.plots.data import (
     read_tables,
 )
 from compfair.plots.style import DPI
+from compfair.plugins import import_submodules
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,7 @@ def load_builtin_figures() -> dict[str, FigureSpec]:
     """Import every module of this package (each registers its figures); return the registry."""
     global _LOADED
     if not _LOADED:
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{__name__}.{info.name}")
+        import_submodules(sys.modules[__name__], skip_private=True)
         _LOADED = True
     return FIGURES
 

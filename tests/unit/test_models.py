@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_zoo import LLAMA_NAMES
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
@@ -196,18 +197,7 @@ def test_prunable_weights_llama_are_linear(tiny_llama: nn.Module) -> None:
     assert len(weights) == 4 * 7
     assert all(isinstance(w, nn.Parameter) and w.dim() == 2 for _, w in weights)
     names = [n for n, _ in weights]
-    assert names[:7] == [
-        f"model.layers.0.{m}.weight"
-        for m in (
-            "self_attn.q_proj",
-            "self_attn.k_proj",
-            "self_attn.v_proj",
-            "self_attn.o_proj",
-            "mlp.gate_proj",
-            "mlp.up_proj",
-            "mlp.down_proj",
-        )
-    ]
+    assert names[:7] == [f"model.layers.0.{m}.weight" for m in LLAMA_NAMES]
     assert not any("embed" in n or "norm" in n or "lm_head" in n for n in names)
     # q 32x32, k/v 16x32 (2 kv heads of 8), o 32x32, gate/up 64x32, down 32x64
     assert sum(w.numel() for _, w in weights) == 4 * (32 * 32 * 2 + 16 * 32 * 2 + 64 * 32 * 3)

@@ -29,13 +29,13 @@ This package imports no torch, numpy or pandas: the Snakefile reads it.
 from __future__ import annotations
 
 import abc
-import importlib
-import pkgutil
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from compfair.data.hub import looks_like_hub_id
+from compfair.plugins import import_submodules, schema_defaults
 
 #: Keys of a prompt-set entry that the workflow uses and no source sees.
 WORKFLOW_KEYS = ("source", "samples")
@@ -88,8 +88,7 @@ class PromptSource(abc.ABC):
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """The options' defaults from :attr:`options_schema`."""
-        props = cls.options_schema.get("properties", {})
-        return {k: v["default"] for k, v in props.items() if "default" in v}
+        return schema_defaults(cls.options_schema)
 
 
 SOURCES: dict[str, type[PromptSource]] = {}
@@ -123,8 +122,7 @@ def load_builtin_sources() -> dict[str, type[PromptSource]]:
     """Import every module of this package (each registers its source); return the registry."""
     global _LOADED
     if not _LOADED:
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-            importlib.import_module(f"{__name__}.{info.name}")
+        import_submodules(sys.modules[__name__])
         _LOADED = True
     return SOURCES
 
