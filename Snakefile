@@ -33,7 +33,6 @@ include: "rules/compress.smk"
 include: "rules/generate.smk"
 include: "rules/score.smk"
 include: "rules/quality.smk"
-include: "rules/intrinsic.smk"
 include: "rules/calibration.smk"
 include: "rules/report.smk"
 

@@ -289,6 +289,23 @@ def promptset_generations(wildcards):
 
 INTRINSIC_SPECS = canonical(enabled_benchmarks(config))
 INTRINSIC = bool(INTRINSIC_SPECS)
+# evaluate_model's intrinsic-bias outputs and settings (none when no benchmark runs)
+INTRINSIC_OUTPUTS = (
+    {
+        "table": f"{RESULTS}/intrinsic/{{modelpath}}.csv",
+        "per_item": f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
+    }
+    if INTRINSIC
+    else {}
+)
+INTRINSIC_PARAMS = {
+    "specs": INTRINSIC_SPECS,
+    "plugins": config["plugins"],
+    "batch_size": config["intrinsic"]["batch_size"],
+    "n_boot": config["bootstrap"]["n_resamples"],
+    "confidence": config["bootstrap"]["confidence"],
+    "seed": config["seed"],
+}
 
 
 def score_files():

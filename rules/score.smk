@@ -1,5 +1,10 @@
 # Scoring: toxicity and sentiment of every continuation (per shard, then
-# gathered); perplexity, size and sparsity of every model.
+# gathered). Per model, one job: held-out perplexity, size and sparsity, and
+# intrinsic bias on every enabled registered benchmark (compfair/intrinsic/:
+# CrowS-Pairs with whole-sentence and conditional scoring, StereoSet
+# intrasentence, plug-ins) from the model's own likelihoods, with per-item
+# values for the paired comparisons with the parent. One process, because
+# importing torch and transformers costs more than a small model's evaluation.
 
 
 rule score_continuations:
@@ -49,7 +54,8 @@ rule evaluate_model:
         model=f"{RESULTS}/models/{{modelpath}}",
         tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
     output:
-        f"{RESULTS}/eval/{{modelpath}}.json",
+        **INTRINSIC_OUTPUTS,
+        eval=f"{RESULTS}/eval/{{modelpath}}.json",
     log:
         f"{LOGS}/evaluate_model/{{modelpath}}.log",
     benchmark:
@@ -63,6 +69,7 @@ rule evaluate_model:
         runtime=60,
     params:
         settings=canonical(config["evaluation"]),
+        intrinsic=INTRINSIC_PARAMS,
         torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/evaluate_model.py"

@@ -1,18 +1,36 @@
-"""Rule evaluate_model: held-out perplexity, size and measured sparsity of a model."""
+"""Rule evaluate_model: held-out perplexity, size and measured sparsity of a model, then its
+intrinsic bias on every enabled benchmark (when one is)."""
 
 from pathlib import Path
 
+from compfair.compression import load_plugins
+from compfair.intrinsic import evaluate_intrinsic_bias, resolve_paths
 from compfair.io import setup_logging
 from compfair.perplexity import evaluate_model
 
 setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 settings = snakemake.params.settings
+model_dir = Path(snakemake.input.model)
 evaluate_model(
-    Path(snakemake.input.model),
+    model_dir,
     Path(snakemake.input.tokens),
-    Path(snakemake.output[0]),
+    Path(snakemake.output.eval),
     model_id=Path(snakemake.wildcards.modelpath).name,
     seq_len=settings["seq_len"],
     max_tokens=settings["max_tokens"],
     batch_size=settings["batch_size"],
 )
+intrinsic = snakemake.params.intrinsic
+if intrinsic["specs"]:
+    root = Path(snakemake.scriptdir).parent
+    load_plugins(intrinsic["plugins"], root)  # a plug-in may register a benchmark
+    evaluate_intrinsic_bias(
+        model_dir,
+        Path(snakemake.output.table),
+        specs=resolve_paths(intrinsic["specs"], root),
+        batch_size=intrinsic["batch_size"],
+        seed=intrinsic["seed"],
+        n_boot=intrinsic["n_boot"],
+        confidence=intrinsic["confidence"],
+        items_csv=Path(snakemake.output.per_item),
+    )

@@ -278,8 +278,8 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
         ("compress_model, mid-job", script_running("compress_model", 0.5)),
         ("generate_continuations, while sampling", generating),
         (
-            "scoring or the intrinsic evaluation, mid-job",
-            script_running(("score_continuations", "evaluate_intrinsic_bias"), 0.5),
+            "scoring or the model evaluation, mid-job",
+            script_running(("score_continuations", "evaluate_model"), 0.5),
         ),
         ("aggregate_metrics, mid-job", script_running("aggregate_metrics", 1.0)),
     ]

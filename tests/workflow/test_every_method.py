@@ -34,7 +34,7 @@ def test_every_method_runs_through_the_workflow(smoke_copy: Path) -> None:
         {
             "compression": compression,
             # the intrinsic benchmarks have their own tests; leave them out to save time
-            "intrinsic": {"crows_pairs": None, "stereoset": None},
+            "intrinsic": {"crows_pairs": {"enabled": False}, "stereoset": {"enabled": False}},
         },
     )
     snakemake(smoke_copy, "--configfile", SMOKE, str(extra))

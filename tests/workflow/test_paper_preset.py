@@ -61,7 +61,6 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     assert jobs["finetune_teacher"] == 1  # retrain: false
     assert jobs["generate_continuations"] == seeds * models * promptsets  # one shard each here
     assert jobs["evaluate_model"] == models
-    assert jobs["evaluate_intrinsic_bias"] == models
     assert jobs["aggregate_metrics"] == 1
     # Model jobs ask for a GPU; Detoxify makes scoring one of them; tables do not.
     gpus = requested_gpus(dry_run)
@@ -71,7 +70,6 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
         "score_continuations",
         "calibrate_scorer",
         "evaluate_model",
-        "evaluate_intrinsic_bias",
     ):
         assert gpus[rule] == {1}, rule
     for rule in ("gather_scores", "aggregate_metrics", "plot_figures"):

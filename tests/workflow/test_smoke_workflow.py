@@ -244,7 +244,6 @@ def test_adding_a_level_reruns_only_what_it_touches(smoke_run: Path) -> None:
         "gather_scores": n,
         "assess_quality": 1,
         "evaluate_model": 1,
-        "evaluate_intrinsic_bias": 1,
         "aggregate_metrics": 1,
         "plot_figures": 1,
         "gather_benchmarks": 1,
@@ -331,7 +330,6 @@ def test_a_second_seed_redoes_generation_and_with_retrain_training(
         "distill_student",
         "compress_model",
         "evaluate_model",
-        "evaluate_intrinsic_bias",
     }
     if retrain:
         assert {rule: jobs.get(rule) for rule in trained} == {
@@ -339,7 +337,6 @@ def test_a_second_seed_redoes_generation_and_with_retrain_training(
             "distill_student": 1,
             "compress_model": 2,
             "evaluate_model": len(MODELS) - 1,  # the base model is shared
-            "evaluate_intrinsic_bias": len(MODELS) - 1,
         }
     else:
         assert not trained & set(jobs), "models were retrained although retrain is false"
