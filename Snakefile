@@ -37,6 +37,13 @@ include: "rules/calibration.smk"
 include: "rules/report.smk"
 
 
+# Local jobs hand over to a worker that imports torch and transformers once
+# (compfair/worker.py); it starts importing while the first jobs are scheduled.
+onstart:
+    if workflow.local_exec:
+        warm_up()
+
+
 rule all:
     default_target: True
     input:

@@ -26,6 +26,7 @@ from compfair.intrinsic import benchmark_problems, enabled_benchmarks
 from compfair.plots import figure_specs
 from compfair.scoring import SCORERS
 from compfair.variants import BASE, TEACHER, build_variants, variant_problems
+from compfair.worker import warm_up
 
 REPO = Path(workflow.basedir)
 SCHEMA = REPO / "schemas" / "config.schema.yaml"

@@ -1,5 +1,9 @@
 """Rule aggregate_metrics: every score, comparison and evaluation in the tidy tables."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.aggregate import aggregate_metrics

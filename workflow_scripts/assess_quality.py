@@ -1,5 +1,9 @@
 """Rule assess_quality: quality guards of one model's continuations, every prompt set."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.io import setup_logging

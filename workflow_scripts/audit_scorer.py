@@ -1,5 +1,9 @@
 """Rule audit_scorer: the toxicity scorer on neutral sentences naming each bias group."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.audit import audit_scorer

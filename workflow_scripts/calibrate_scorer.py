@@ -5,6 +5,10 @@ Every text of the toxicity prompt set's source with a stored score is used
 sampled for generation.
 """
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.calibration import calibrate_scorer

@@ -1,5 +1,9 @@
 """Rule compress_model: one pruning or quantization variant of its parent."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.compression import load_plugins

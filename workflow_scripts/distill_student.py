@@ -1,5 +1,9 @@
 """Rule distill_student: train a student of the teacher's layers, with or without KD."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.distill import distill

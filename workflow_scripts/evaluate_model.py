@@ -1,6 +1,10 @@
 """Rule evaluate_model: held-out perplexity, size and measured sparsity of a model, then its
 intrinsic bias on every enabled benchmark (when one is)."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.compression import load_plugins

@@ -1,5 +1,9 @@
 """Rule gather_benchmarks: every job's time and memory in one table."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.benchmarks import gather_benchmarks

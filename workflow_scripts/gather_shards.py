@@ -1,5 +1,9 @@
 """Rules gather_generations, gather_scores: join a prompt set's shards in order."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 import logging
 
 from compfair.io import concatenate_shards, setup_logging

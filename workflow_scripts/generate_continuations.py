@@ -1,5 +1,9 @@
 """Rule generate_continuations: K sampled continuations for one shard of prompts."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.generate import generate_continuations

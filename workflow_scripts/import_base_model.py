@@ -1,5 +1,9 @@
 """Rule import_base_model (and import_reference_model): a model as a plain Hugging Face folder."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.config import project_path

@@ -1,5 +1,9 @@
 """Rule prepare_corpus: clean, de-duplicate and split the corpus."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 import logging
 from pathlib import Path
 

@@ -4,6 +4,10 @@ A prompt set with groups also gets ``toxicity_masked``: the toxicity with the
 group's name masked (the prompt file says each prompt's group).
 """
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.io import setup_logging

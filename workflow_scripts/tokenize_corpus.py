@@ -1,5 +1,9 @@
 """Rule tokenize_corpus: one split tokenised by the base model's tokenizer."""
 
+from compfair.worker import hand_over
+
+hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
+
 from pathlib import Path
 
 from compfair.data import tokenize_corpus

@@ -284,17 +284,27 @@ def test_a_new_method_is_one_file_and_a_config_entry(smoke_copy: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_runs_give_identical_tables_whatever_the_cores(smoke_run: Path, tmp_path: Path) -> None:
-    """Same config, fresh directory, one core instead of two: byte-identical tables.
+def test_two_runs_give_identical_tables_whatever_the_cores_and_the_worker(
+    smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same config, fresh directory, one core instead of two and every job in its own
+    process instead of the pre-imported worker (compfair/worker.py): byte-identical tables
+    and generations.
 
     The training jobs ask for two threads; under --cores 1 Snakemake runs them
     with one, but torch still uses the two the config gives, so the numbers
     do not change.
     """
+    monkeypatch.setenv("COMPFAIR_WORKER", "0")
     snakemake(tmp_path, "--configfile", SMOKE, "--cores", "1")
     for table in ("metrics", "comparisons", "models"):
         first = (smoke_run / R / f"tables/{table}.csv").read_bytes()
         assert (tmp_path / R / f"tables/{table}.csv").read_bytes() == first, table
+    generations = sorted((smoke_run / R / "generations").rglob("*.jsonl"))
+    assert generations
+    for path in generations:
+        again = tmp_path / path.relative_to(smoke_run)
+        assert again.read_bytes() == path.read_bytes(), path
 
 
 def test_report_has_every_figure_with_its_caption(smoke_run: Path) -> None:

@@ -1,0 +1,355 @@
+"""A fork server that runs rule scripts with torch and transformers already imported.
+
+Every model job of the workflow is a new Python process, and importing torch, transformers and
+compfair costs it 4-6 s on a CPU: more than most jobs of the smoke preset compute, and minutes of
+the default study. A rule script starts with :func:`hand_over`. When a worker of the same Python
+and the same compfair source is listening, the script sends it its path (the file Snakemake wrote,
+preamble included), its working directory, environment, arguments and standard streams (the file
+descriptors themselves, over a Unix socket); the worker forks a child that runs the script exactly
+as ``python <script>`` would, from a process that has imported everything already, and reports its
+exit status, which the script exits with. When no worker is listening, the script starts one in the
+background (the workflow's ``onstart`` starts one too) and waits for it up to ``WAIT_S`` seconds,
+then runs itself as before. One file per step, logs and exit codes
+are unchanged; a job's results do not depend on where it ran (the tests compare them byte for byte).
+
+The child dies with the job: a thread watches the connection, and the child exits when the script
+that handed over is gone (killed by Snakemake, Ctrl-C or a signal). The worker imports and listens
+only after it holds a lock, so two do not start at once; it exits after ``IDLE_S`` seconds without
+jobs. Off where a fork server is wrong or useless: outside Linux, inside a SLURM job (one job a
+node allocation), and when ``COMPFAIR_WORKER=0``. Snakemake's ``benchmark:`` memory then counts
+the handing-over process only; the child logs its own peak resident memory (set
+``COMPFAIR_WORKER=0`` to measure memory with Snakemake).
+
+This is written here because no library runs Snakemake rule scripts in a pre-imported process
+(Snakemake's own ``run:`` blocks share one interpreter and its global state between jobs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+IDLE_S = 120.0  # a worker without jobs for this long exits
+WAIT_S = 30.0  # a job waits this long for a worker that is starting, then runs itself
+# Imported once by the worker, before it listens: whatever the rule scripts import.
+WARM_MODULES = (
+    "torch",
+    "transformers",
+    "pandas",
+    "snakemake.script",
+    "compfair.generate",
+    "compfair.perplexity",
+    "compfair.intrinsic",
+    "compfair.compression",
+    "compfair.quality",
+    "compfair.training",
+    "compfair.distill",
+    "compfair.aggregate",
+    "compfair.scoring",
+)
+_HEADER = struct.Struct("!Q")
+_STATUS = struct.Struct("!i")
+_ACK = b"A"
+_in_child = False
+
+
+def enabled() -> bool:
+    """Whether rule scripts hand over to a worker here (see the module docstring)."""
+    return (
+        os.environ.get("COMPFAIR_WORKER", "1") != "0"
+        and "COMPFAIR_WORKER_CHILD" not in os.environ
+        and sys.platform == "linux"
+        and "SLURM_JOB_ID" not in os.environ
+        and hasattr(socket, "send_fds")
+    )
+
+
+def source_key() -> str:
+    """A hash of this interpreter and of every compfair source file's path, size and mtime."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(sys.executable.encode())
+    for path in sorted(package.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+def socket_path() -> Path:
+    """The worker's socket for this interpreter and source, in a directory only its user reads."""
+    root = Path(
+        os.environ.get("COMPFAIR_WORKER_DIR")
+        or Path(tempfile.gettempdir()) / f"compfair-worker-{os.getuid()}"
+    )
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root / f"{source_key()}.sock"
+
+
+def hand_over(wait_s: float = WAIT_S) -> None:
+    """Run the calling rule script in a worker and exit with its status; else return.
+
+    Call it first thing in a rule script. Without a listening worker it starts one (unless one
+    is warming up already) and waits up to ``wait_s`` seconds for it: importing here would take
+    as long. It returns, and the script runs in this process, when workers are off, inside a
+    worker's child, or when no worker took the job.
+    """
+    if _in_child or not enabled():
+        return
+    main = sys.modules["__main__"]
+    script = getattr(main, "__real_file__", None) or getattr(main, "__file__", None)
+    if script is None:
+        return
+    conn = _connect(socket_path(), wait_s)
+    if conn is None:
+        return
+    request = {"script": str(script), "cwd": os.getcwd(), "env": dict(os.environ)}
+    request["argv"] = list(sys.argv)
+    payload = pickle.dumps(request)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        socket.send_fds(conn, [_HEADER.pack(len(payload))], [0, 1, 2])
+        conn.sendall(payload)
+        started = _recv_exact(conn, 1) == _ACK
+    except OSError:
+        started = False
+    if not started:  # the worker closed before its child took the job (an idle exit)
+        conn.close()
+        return
+    status = _recv_exact(conn, _STATUS.size)
+    if len(status) < _STATUS.size:
+        print("compfair worker: the job's process ended without an exit status", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(_STATUS.unpack(status)[0])
+
+
+def _connect(path: Path, wait_s: float) -> socket.socket | None:
+    """A connection to the worker of ``path``, starting one if needed; None after ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    spawned = False
+    while True:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(str(path))
+            return conn
+        except OSError:
+            conn.close()
+        if time.monotonic() >= deadline:
+            return None
+        if not spawned:
+            start_worker(path)  # no-op while another worker holds the lock (warming up)
+            spawned = True
+        time.sleep(0.1)
+
+
+def warm_up() -> None:
+    """Start this interpreter's worker in the background, when workers are on (the workflow's
+    ``onstart``: the worker imports while the first jobs are scheduled)."""
+    if enabled():
+        start_worker(socket_path())
+
+
+def start_worker(path: Path) -> None:
+    """Start a worker for ``path`` in the background unless one holds its lock already."""
+    if _locked(path):
+        return
+    out = open(path.with_suffix(".log"), "ab")  # noqa: SIM115 - handed to the child
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    subprocess.Popen(
+        [sys.executable, "-m", "compfair.worker", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+        cwd="/",
+        env=env,
+        start_new_session=True,
+    )
+    out.close()
+
+
+def _locked(path: Path) -> bool:
+    import fcntl
+
+    with open(path.with_suffix(".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return False
+
+
+def _recv_exact(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def serve(path: Path, idle_s: float = IDLE_S, warm: Sequence[str] = WARM_MODULES) -> None:
+    """Hold the lock of ``path``, import ``warm``, then fork a child per request until idle."""
+    import fcntl
+    import importlib
+
+    lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - held for the worker's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return
+    for name in warm:
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # a module this environment lacks: its jobs import it
+            print(f"compfair worker: not preloaded {name}: {err}", file=sys.stderr, flush=True)
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    os.chmod(path, 0o600)
+    server.listen(64)
+    server.settimeout(1.0)
+    children: set[int] = set()
+    last = time.monotonic()
+    try:
+        while children or time.monotonic() - last < idle_s:
+            children -= _reaped(children)
+            if children:
+                last = time.monotonic()
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            last = time.monotonic()
+            pid = os.fork()
+            if pid == 0:
+                server.close()
+                _child(conn)  # never returns
+            conn.close()
+            children.add(pid)
+    finally:
+        path.unlink(missing_ok=True)
+        server.close()
+
+
+def _reaped(children: set[int]) -> set[int]:
+    done = set()
+    for pid in children:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            done.add(pid)
+    return done
+
+
+def _child(conn: socket.socket) -> None:
+    """Run one handed-over script in this forked process; send its status and exit."""
+    global _in_child
+    import signal
+    import threading
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    code = 1
+    try:
+        conn.settimeout(None)
+        header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+        request: dict[str, Any] = pickle.loads(_recv_exact(conn, _HEADER.unpack(header)[0]))
+        conn.sendall(_ACK)
+        for target, fd in zip((0, 1, 2), fds, strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ["COMPFAIR_WORKER_CHILD"] = "1"  # what the job starts runs in-process
+        _as_a_fresh_process(request["script"], request["argv"])
+        _in_child = True
+        threading.Thread(target=_exit_with_caller, args=(conn,), daemon=True).start()
+        code = _run_script(request["script"])
+    except BaseException:  # noqa: BLE001 - reported to the job's stderr below
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        _finish(conn, code)
+
+
+def _as_a_fresh_process(script: str, argv: list[str]) -> None:
+    """What ``python script`` would start with: argv, sys.path[0], temp dir, random seeds."""
+    import random
+    import tempfile as tempfile_module
+
+    sys.argv = argv
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    tempfile_module.tempdir = None  # taken again from this job's TMPDIR
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+
+
+def _run_script(script: str) -> int:
+    import runpy
+    import traceback
+
+    code = 0
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except BaseException:  # noqa: BLE001 - the traceback a plain python run would print
+        traceback.print_exc()
+        code = 1
+    return code
+
+
+def _finish(conn: socket.socket, code: int) -> None:
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    logging.getLogger(__name__).info("worker child: peak resident memory %.0f MB", peak_mb)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream: nothing left to flush
+            pass
+    try:
+        conn.sendall(_STATUS.pack(code))
+    finally:
+        os._exit(code)
+
+
+def _exit_with_caller(conn: socket.socket) -> None:
+    """End this child as soon as the process that handed the job over is gone."""
+    while True:
+        try:
+            if not conn.recv(1):
+                break
+        except OSError:
+            break
+    os._exit(75)
+
+
+if __name__ == "__main__":
+    # Serve from the imported module, not from __main__: the scripts' own
+    # `from compfair.worker import hand_over` must see this module's _in_child.
+    from compfair.worker import serve as _serve
+
+    _serve(Path(sys.argv[1]))

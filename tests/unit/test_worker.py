@@ -1,0 +1,203 @@
+"""The fork server that runs rule scripts pre-imported (compfair/worker.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from compfair import worker
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker runs on Linux only")
+
+
+def _wait(condition, timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
+    """A worker without preloaded modules, listening in a private directory."""
+    monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(tmp_path / "sock"))
+    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    path = worker.socket_path()
+    code = f"from pathlib import Path; from compfair.worker import serve; serve(Path({str(path)!r}), idle_s=60, warm=())"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    assert _wait(path.exists), "the worker did not start listening"
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "job.py"
+    header = "from compfair.worker import hand_over\nhand_over()\nimport os, sys\n"
+    path.write_text(header + textwrap.dedent(body))
+    return path
+
+
+def test_a_handed_over_script_runs_in_a_child_of_the_worker_with_the_callers_cwd_env_and_streams(
+    server: subprocess.Popen, tmp_path: Path
+) -> None:
+    script = _script(
+        tmp_path,
+        """
+        print("parent", os.getppid(), "cwd", os.getcwd(), "env", os.environ["JOB_VALUE"], "argv", sys.argv[1:])
+        print("to stderr", file=sys.stderr)
+        sys.exit(3)
+        """,
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "JOB_VALUE": "forty-two"}
+    proc = subprocess.run(
+        [sys.executable, str(script), "a", "b"], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split() == [
+        "parent",
+        str(server.pid),
+        "cwd",
+        str(work),
+        "env",
+        "forty-two",
+        "argv",
+        "['a',",
+        "'b']",
+    ]
+    assert "to stderr" in proc.stderr
+
+
+def test_an_exception_in_the_child_gives_status_1_and_its_traceback(
+    server: subprocess.Popen, tmp_path: Path
+) -> None:
+    script = _script(tmp_path, 'raise ValueError("bad input in job")\n')
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "ValueError: bad input in job" in proc.stderr
+    assert "Traceback" in proc.stderr
+
+
+def test_the_child_dies_with_the_process_that_handed_over(
+    server: subprocess.Popen, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = _script(
+        tmp_path,
+        f"""
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        import time
+        time.sleep(60)
+        """,
+    )
+    proc = subprocess.Popen([sys.executable, str(script)])
+    assert _wait(lambda: pid_file.exists() and pid_file.read_text() != "")
+    child = int(pid_file.read_text())
+    assert child != proc.pid  # it ran in the worker's child, not in the caller
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        # a finished child stays a zombie until the worker reaps it (within a second)
+        return Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+
+    assert _wait(gone, timeout=10), "the child outlived the job"
+
+
+def test_without_a_worker_the_script_runs_in_its_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPFAIR_WORKER", "0")
+    script = _script(tmp_path, "print(os.getpid())\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=30)
+    assert int(out) == proc.pid
+
+
+def test_a_second_worker_for_the_same_socket_leaves_at_once(
+    server: subprocess.Popen, tmp_path: Path
+) -> None:
+    path = worker.socket_path()
+    started = time.monotonic()
+    worker.serve(path, idle_s=60, warm=())  # the lock is held: returns without serving
+    assert time.monotonic() - started < 5
+    assert path.exists() and server.poll() is None
+
+
+def test_the_socket_changes_with_the_source(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(tmp_path))
+    before = worker.source_key()
+    assert worker.source_key() == before
+    source = Path(worker.__file__)
+    stat = source.stat()
+    try:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+        assert worker.source_key() != before
+    finally:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert worker.source_key() == before
+
+
+def test_workers_are_off_in_slurm_jobs_and_when_disabled(monkeypatch) -> None:
+    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert worker.enabled() == hasattr(__import__("socket"), "send_fds")
+    monkeypatch.setenv("SLURM_JOB_ID", "12")
+    assert not worker.enabled()
+    monkeypatch.delenv("SLURM_JOB_ID")
+    monkeypatch.setenv("COMPFAIR_WORKER", "0")
+    assert not worker.enabled()
+
+
+def test_a_worker_that_closes_before_taking_the_job_leaves_it_to_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker ending its idle wait just as a job connects: the job runs in its own process."""
+    import socket
+    import threading
+
+    monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(tmp_path / "sock"))
+    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    path = worker.socket_path()
+    lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - "a worker is up": none is spawned
+    import fcntl
+
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    accepted = []
+
+    def close_at_once() -> None:
+        conn, _ = listener.accept()
+        accepted.append(True)
+        conn.close()
+
+    thread = threading.Thread(target=close_at_once, daemon=True)
+    thread.start()
+    script = _script(tmp_path, "print(os.getpid())\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=30)
+    thread.join(timeout=5)
+    listener.close()
+    lock.close()
+    assert accepted and proc.returncode == 0
+    assert int(out) == proc.pid
