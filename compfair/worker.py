@@ -27,9 +27,9 @@ This is written here because no library runs Snakemake rule scripts in a pre-imp
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import pickle
 import socket
 import struct
 import subprocess
@@ -117,7 +117,7 @@ def hand_over(wait_s: float = WAIT_S) -> None:
         return
     request = {"script": str(script), "cwd": os.getcwd(), "env": dict(os.environ)}
     request["argv"] = list(sys.argv)
-    payload = pickle.dumps(request)
+    payload = json.dumps(request).encode()
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -267,7 +267,7 @@ def _child(conn: socket.socket) -> None:
     try:
         conn.settimeout(None)
         header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
-        request: dict[str, Any] = pickle.loads(_recv_exact(conn, _HEADER.unpack(header)[0]))
+        request: dict[str, Any] = json.loads(_recv_exact(conn, _HEADER.unpack(header)[0]))
         conn.sendall(_ACK)
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
