@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,15 +13,27 @@ from compfair.io import InputError, write_csv
 log = logging.getLogger(__name__)
 
 COLUMNS = ["rule", "wildcards", "seconds", "max_rss_mb"]
+# What a job's child of the pre-imported worker logs (compfair.worker._finish).
+_WORKER_PEAK = re.compile(r"worker child: peak resident memory (\d+(?:\.\d+)?) MB")
 
 
-def gather_benchmarks(bench_dir: Path, out_csv: Path) -> pd.DataFrame:
+def worker_peak_mb(log_file: Path) -> float | None:
+    """The peak resident memory the worker's child logged in ``log_file`` (the last), or None."""
+    if not log_file.is_file():
+        return None
+    found = _WORKER_PEAK.findall(log_file.read_text(encoding="utf-8", errors="replace"))
+    return float(found[-1]) if found else None
+
+
+def gather_benchmarks(bench_dir: Path, out_csv: Path, log_dir: Path | None = None) -> pd.DataFrame:
     """One row per benchmark file under ``bench_dir``.
 
     The layout is ``<bench_dir>/<rule>.tsv`` or ``<bench_dir>/<rule>/<wildcard
     values>.tsv``: the first path component names the rule, the rest (without
     the suffix) the wildcards. Each file is Snakemake's benchmark TSV; its last
-    row (the last repeat) is taken.
+    row (the last repeat) is taken. A job run by the worker (:mod:`compfair.worker`)
+    is measured by Snakemake in the process that handed it over only; its log,
+    ``<log_dir>/<the same path>.log``, holds its child's peak, which is taken then.
     """
     bench_dir, out_csv = Path(bench_dir), Path(out_csv)
     rows = []
@@ -30,12 +43,14 @@ def gather_benchmarks(bench_dir: Path, out_csv: Path) -> pd.DataFrame:
         try:
             frame = pd.read_csv(path, sep="\t")
             last = frame.iloc[-1]
+            rss = float(last["max_rss"])
+            peak = None if log_dir is None else worker_peak_mb(Path(log_dir) / f"{rel}.log")
             rows.append(
                 {
                     "rule": rule,
                     "wildcards": wildcards,
                     "seconds": round(float(last["s"]), 2),
-                    "max_rss_mb": round(float(last["max_rss"]), 1),
+                    "max_rss_mb": round(rss if peak is None else max(rss, peak), 1),
                 }
             )
         except (KeyError, IndexError, ValueError, pd.errors.ParserError) as exc:

@@ -53,6 +53,7 @@ rule gather_benchmarks:
         runtime=10,
     params:
         bench_dir=BENCH,
+        log_dir=LOGS,
     script:
         "../workflow_scripts/gather_benchmarks.py"
 

@@ -10,4 +10,8 @@ from compfair.benchmarks import gather_benchmarks
 from compfair.io import setup_logging
 
 setup_logging(snakemake.log[0])
-gather_benchmarks(Path(snakemake.params.bench_dir), Path(snakemake.output[0]))
+gather_benchmarks(
+    Path(snakemake.params.bench_dir),
+    Path(snakemake.output[0]),
+    log_dir=Path(snakemake.params.log_dir),
+)

@@ -37,3 +37,26 @@ def test_bad_benchmark_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="x.tsv"):
         gather_benchmarks(tmp_path / "b", tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_job_run_by_the_worker_reports_the_peak_its_child_logged(tmp_path: Path) -> None:
+    """Snakemake measures only the process that handed the job over; the child logs its peak."""
+    bench, logs = tmp_path / "benchmarks", tmp_path / "logs"
+    (bench / "evaluate_model" / "seed-1").mkdir(parents=True)
+    (logs / "evaluate_model" / "seed-1").mkdir(parents=True)
+    (bench / "evaluate_model" / "seed-1" / "teacher.tsv").write_text(
+        HEADER + "9.5\t0:00:09\t25.3\t1\t1\t1\t0\t0\t90\t7\n"
+    )
+    (bench / "import_base_model.tsv").write_text(
+        HEADER + "21.5\t0:00:21\t1079.4\t1\t1\t1\t0\t0\t90\t19\n"
+    )
+    (logs / "evaluate_model" / "seed-1" / "teacher.log").write_text(
+        "2026-12-01 10:00:00,000 INFO compfair.perplexity: teacher: perplexity 31.4\n"
+        "2026-12-01 10:00:09,000 INFO compfair.worker: worker child: peak resident memory 1482 MB\n"
+    )
+    (logs / "import_base_model.log").write_text("no worker here\n")
+    table = gather_benchmarks(bench, tmp_path / "out.csv", log_dir=logs)
+    assert table.set_index("rule")["max_rss_mb"].to_dict() == {
+        "evaluate_model": 1482.0,
+        "import_base_model": 1079.4,
+    }
