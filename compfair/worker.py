@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 IDLE_S = 120.0  # a worker without jobs for this long exits
 WAIT_S = 30.0  # a job waits this long for a worker that is starting, then runs itself
+START_S = 5.0  # a worker that has not taken its lock this long after its start has failed
+# A Unix socket's path has at most 108 bytes on Linux (104 on macOS); longer: no worker.
+MAX_SOCKET_PATH = 100
 # Imported once by the worker, before it listens: whatever the rule scripts import.
 WARM_MODULES = (
     "torch",
@@ -112,7 +115,10 @@ def hand_over(wait_s: float = WAIT_S) -> None:
     script = getattr(main, "__real_file__", None) or getattr(main, "__file__", None)
     if script is None:
         return
-    conn = _connect(socket_path(), wait_s)
+    path = socket_path()
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        return
+    conn = _connect(path, wait_s)
     if conn is None:
         return
     request = {"script": str(script), "cwd": os.getcwd(), "env": dict(os.environ)}
@@ -139,7 +145,7 @@ def hand_over(wait_s: float = WAIT_S) -> None:
 def _connect(path: Path, wait_s: float) -> socket.socket | None:
     """A connection to the worker of ``path``, starting one if needed; None after ``wait_s``."""
     deadline = time.monotonic() + wait_s
-    spawned = False
+    spawned_at = None
     while True:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -147,19 +153,23 @@ def _connect(path: Path, wait_s: float) -> socket.socket | None:
             return conn
         except OSError:
             conn.close()
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             return None
-        if not spawned:
-            start_worker(path)  # no-op while another worker holds the lock (warming up)
-            spawned = True
+        if not _locked(path):  # no worker is warming up
+            if spawned_at is None:
+                start_worker(path)
+                spawned_at = now
+            elif now - spawned_at > START_S:  # the one started never took the lock: it failed
+                return None
         time.sleep(0.1)
 
 
 def warm_up() -> None:
     """Start this interpreter's worker in the background, when workers are on (the workflow's
     ``onstart``: the worker imports while the first jobs are scheduled)."""
-    if enabled():
-        start_worker(socket_path())
+    if enabled() and len(os.fsencode(path := socket_path())) <= MAX_SOCKET_PATH:
+        start_worker(path)
 
 
 def start_worker(path: Path) -> None:
@@ -208,10 +218,14 @@ def serve(path: Path, idle_s: float = IDLE_S, warm: Sequence[str] = WARM_MODULES
     import importlib
 
     lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - held for the worker's life
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return
+    for attempt in range(5):  # a waiting job's probe holds the lock for an instant
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if attempt == 4:
+                return
+            time.sleep(0.05)
     for name in warm:
         try:
             importlib.import_module(name)

@@ -201,3 +201,33 @@ def test_a_worker_that_closes_before_taking_the_job_leaves_it_to_the_script(
     lock.close()
     assert accepted and proc.returncode == 0
     assert int(out) == proc.pid
+
+
+def test_a_worker_that_never_starts_is_given_up_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A started worker that dies before taking its lock: the job stops waiting after START_S."""
+    monkeypatch.setattr(worker, "START_S", 0.3)
+    starts = []
+    monkeypatch.setattr(worker, "start_worker", lambda path: starts.append(path))
+    path = tmp_path / "w.sock"
+    began = time.monotonic()
+    assert worker._connect(path, wait_s=30.0) is None
+    assert time.monotonic() - began < 5.0
+    assert starts == [path]  # started once, not once a poll
+
+
+def test_a_socket_path_too_long_for_unix_sockets_means_no_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 120)
+    monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(deep))
+    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    script = _script(tmp_path, "print(os.getpid())\n")
+    began = time.monotonic()
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=30)
+    assert int(out) == proc.pid
+    assert time.monotonic() - began < 10.0
+    assert not list(deep.glob("*.log"))  # no worker was started
