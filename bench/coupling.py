@@ -16,7 +16,7 @@ import argparse
 import os
 from pathlib import Path
 
-import pandas as pd
+from study_files import parent_pairs
 
 from compfair.quality import read_generations
 
@@ -43,19 +43,11 @@ def main() -> None:
     parser.add_argument("--promptset", default="rtp")
     args = parser.parse_args()
     results = args.study_dir / "results" / args.study
-    models = pd.read_csv(results / "tables" / "models.csv").dropna(subset=["parent"])
     print("| seed | model | parent | identical to the parent's | shared prefix |")
     print("|---|---|---|---|---|")
-    for seed_dir in sorted((results / "generations").glob("seed-*")):
-        for row in models.itertuples():
-            mine = seed_dir / row.model / f"{args.promptset}.jsonl"
-            theirs = seed_dir / row.parent / f"{args.promptset}.jsonl"
-            if not (mine.is_file() and theirs.is_file()):
-                continue
-            same, n, prefix = compare(mine, theirs)
-            print(
-                f"| {seed_dir.name} | {row.model} | {row.parent} | {same} of {n} | {prefix:.0%} |"
-            )
+    for seed, row, mine, theirs in parent_pairs(results, "generations", f"{args.promptset}.jsonl"):
+        same, n, prefix = compare(mine, theirs)
+        print(f"| {seed} | {row.model} | {row.parent} | {same} of {n} | {prefix:.0%} |")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from study_files import parent_pairs
 
 from compfair.metrics import per_prompt_statistics
 
@@ -76,7 +77,6 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.05)
     args = parser.parse_args()
     results = args.study_dir / "results" / args.study
-    models = pd.read_csv(results / "tables" / "models.csv").dropna(subset=["parent"])
     comparisons = pd.read_csv(results / "tables" / "comparisons.csv")
     print(f"prompt set {args.promptset}; target half-width {args.target}")
     print(
@@ -84,25 +84,20 @@ def main() -> None:
         "| half-width (bootstrap) | prompts needed | continuations needed |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for seed_dir in sorted((results / "scores").glob("seed-*")):
-        for row in models.itertuples():
-            mine = seed_dir / row.model / f"{args.promptset}.csv"
-            theirs = seed_dir / row.parent / f"{args.promptset}.csv"
-            if not (mine.is_file() and theirs.is_file()):
-                continue
-            lines = power_rows(pd.read_csv(mine), pd.read_csv(theirs), args.target)
-            for line in lines:
-                boot = (
-                    f"{bootstrap_half_width(comparisons, row.model, args.promptset):.3f}"
-                    if line is lines[-1]
-                    else ""
-                )
-                print(
-                    f"| {seed_dir.name} | {row.model} | {'yes' if row.flagged else 'no'} "
-                    f"| {line['K']} | {line['N']} | {line['diff']:+.3f} | {line['sd']:.3f} "
-                    f"| {line['half_width']:.3f} | {boot} | {line['prompts_needed']} "
-                    f"| {line['continuations_needed']} |"
-                )
+    for seed, row, mine, theirs in parent_pairs(results, "scores", f"{args.promptset}.csv"):
+        lines = power_rows(pd.read_csv(mine), pd.read_csv(theirs), args.target)
+        for line in lines:
+            boot = (
+                f"{bootstrap_half_width(comparisons, row.model, args.promptset):.3f}"
+                if line is lines[-1]
+                else ""
+            )
+            print(
+                f"| {seed} | {row.model} | {'yes' if row.flagged else 'no'} "
+                f"| {line['K']} | {line['N']} | {line['diff']:+.3f} | {line['sd']:.3f} "
+                f"| {line['half_width']:.3f} | {boot} | {line['prompts_needed']} "
+                f"| {line['continuations_needed']} |"
+            )
 
 
 if __name__ == "__main__":
