@@ -63,6 +63,9 @@ WARM_MODULES = (
     "compfair.aggregate",
     "compfair.scoring",
 )
+# Read at import time by torch, transformers and huggingface_hub (offline mode, cache folders,
+# tokens, devices): a job whose values differ needs a worker of its own.
+IMPORT_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "CUDA_", "TOKENIZERS_")
 _HEADER = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
 _ACK = b"A"
@@ -81,10 +84,14 @@ def enabled() -> bool:
 
 
 def source_key() -> str:
-    """A hash of this interpreter and of every compfair source file's path, size and mtime."""
+    """A hash of this interpreter, of every compfair source file's path, size and mtime, and of
+    the environment variables the worker's imports read once (:data:`IMPORT_ENV`)."""
     package = Path(__file__).resolve().parent
     digest = hashlib.blake2b(digest_size=8)
     digest.update(sys.executable.encode())
+    for name in sorted(os.environ):
+        if name.startswith(IMPORT_ENV):
+            digest.update(f"{name}={os.environ[name]};".encode())
     for path in sorted(package.rglob("*.py")):
         stat = path.stat()
         digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns};".encode())

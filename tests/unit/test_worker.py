@@ -231,3 +231,13 @@ def test_a_socket_path_too_long_for_unix_sockets_means_no_worker(
     assert int(out) == proc.pid
     assert time.monotonic() - began < 10.0
     assert not list(deep.glob("*.log"))  # no worker was started
+
+
+def test_the_socket_changes_with_what_the_imports_read_from_the_environment(monkeypatch) -> None:
+    """huggingface_hub reads HF_HUB_OFFLINE once, at import: another value, another worker."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    plain = worker.source_key()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = worker.source_key()
+    monkeypatch.setenv("SOME_JOB_VARIABLE", "x")  # not read at import: the same worker
+    assert offline != plain and worker.source_key() == offline
