@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from compfair.io import InputError, write_csv
+from compfair.worker import PEAK_PREFIX
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["rule", "wildcards", "seconds", "max_rss_mb"]
-# What a job's child of the pre-imported worker logs (compfair.worker._finish).
-_WORKER_PEAK = re.compile(r"worker child: peak resident memory (\d+(?:\.\d+)?) MB")
+_WORKER_PEAK = re.compile(re.escape(PEAK_PREFIX) + r"(\d+(?:\.\d+)?) MB")
 
 
 def worker_peak_mb(log_file: Path) -> float | None:

@@ -66,6 +66,8 @@ WARM_MODULES = (
 # Read at import time by torch, transformers and huggingface_hub (offline mode, cache folders,
 # tokens, devices): a job whose values differ needs a worker of its own.
 IMPORT_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "CUDA_", "TOKENIZERS_")
+# The child's last log line; compfair.benchmarks reads the peak back from the job's log.
+PEAK_PREFIX = "worker child: peak resident memory "
 _HEADER = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
 _ACK = b"A"
@@ -345,7 +347,7 @@ def _finish(conn: socket.socket, code: int) -> None:
     import resource
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    logging.getLogger(__name__).info("worker child: peak resident memory %.0f MB", peak_mb)
+    log.info("%s%.0f MB", PEAK_PREFIX, peak_mb)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

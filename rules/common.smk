@@ -291,14 +291,11 @@ def promptset_generations(wildcards):
 INTRINSIC_SPECS = canonical(enabled_benchmarks(config))
 INTRINSIC = bool(INTRINSIC_SPECS)
 # evaluate_model's intrinsic-bias outputs and settings (none when no benchmark runs)
-INTRINSIC_OUTPUTS = (
-    {
-        "table": f"{RESULTS}/intrinsic/{{modelpath}}.csv",
-        "per_item": f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
-    }
-    if INTRINSIC
-    else {}
-)
+INTRINSIC_PATTERNS = {
+    "table": f"{RESULTS}/intrinsic/{{modelpath}}.csv",
+    "per_item": f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
+}
+INTRINSIC_OUTPUTS = INTRINSIC_PATTERNS if INTRINSIC else {}
 INTRINSIC_PARAMS = {
     "specs": INTRINSIC_SPECS,
     "plugins": config["plugins"],
@@ -330,24 +327,21 @@ def eval_files():
     }
 
 
-def intrinsic_files():
-    if not INTRINSIC:
-        return {}
+def _intrinsic_outputs(name):
     return {
-        (s, m): f"{RESULTS}/intrinsic/{model_path(m, s)}.csv"
+        (s, m): INTRINSIC_PATTERNS[name].format(modelpath=model_path(m, s))
         for s in SEEDS
         for m in MODELS
+        if INTRINSIC
     }
+
+
+def intrinsic_files():
+    return _intrinsic_outputs("table")
 
 
 def item_files():
-    if not INTRINSIC:
-        return {}
-    return {
-        (s, m): f"{RESULTS}/intrinsic_items/{model_path(m, s)}.csv"
-        for s in SEEDS
-        for m in MODELS
-    }
+    return _intrinsic_outputs("per_item")
 
 
 def prompt_files():
