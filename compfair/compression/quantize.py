@@ -5,36 +5,51 @@ matrix's ``[out, in]`` view (:func:`compfair.architecture.weight_out_in`); with
 ``group_size=None`` the group is the whole row (per output channel). When
 ``in`` is not a multiple of ``group_size`` the last group of each row is
 shorter. Each group has its own grid ``scale * (q - zero)`` with an integer
-code ``q``:
+code ``q = clamp(round(w / scale) + zero, 0, 2^b - 1)`` (:func:`round_to_grid`)
+and an integer ``zero``. The two kinds of grid are GPTQ's (the reference
+code's ``quant.py``, ``Quantizer.find_params``, Frantar et al. 2023), and
+:mod:`compfair.compression.methods.gptq` calls the same functions, so ``rtn``
+and ``gptq`` differ only in the algorithm:
 
-- asymmetric (``sym=False``), as GPTQ's quantizer (Frantar et al. 2023) and
-  torchao's ``ASYMMETRIC`` mapping: the range ``[lo, hi] = [min(w_min, 0),
-  max(w_max, 0)]`` always holds 0, ``scale = (hi - lo) / (2^b - 1)``,
-  ``zero = round(-lo / scale)`` (an integer in ``[0, 2^b - 1]``, so 0.0 is on
-  the grid) and ``q = clamp(round(w / scale) + zero, 0, 2^b - 1)``;
-- symmetric (``sym=True``), absmax quantization: ``scale = max|w| / (2^(b-1) -
-  1)``, ``zero = 0`` and ``q = round(w / scale)`` in ``[-(2^(b-1) - 1), 2^(b-1)
-  - 1]``: ``2^b - 1`` levels, so that both ``+max|w|`` and ``-max|w|`` are
-  exact (at 2 bits the grid is ``{-s, 0, s}``).
+- asymmetric (``sym=False``, :func:`asymmetric_grid`): the range ``[lo, hi] =
+  [min(w_min, 0), max(w_max, 0)]`` always holds 0, ``scale = (hi - lo) / (2^b
+  - 1)``, ``zero = round(-lo / scale)`` in ``[0, 2^b - 1]``: ``2^b`` levels,
+  0.0 exactly on the grid (code ``zero``);
+- symmetric (``sym=True``, :func:`symmetric_grid`): with ``M = max|w|``,
+  ``scale = 2M / (2^b - 1)`` and ``zero = 2^(b-1)``, so the values are
+  ``scale * k`` for ``k = -2^(b-1) .. 2^(b-1) - 1``: ``2^b`` levels, 0.0
+  exactly on the grid, one level more below 0 than above (at 2 bits ``{-2s,
+  -s, 0, s}`` with ``s = 2M/3``). ``±M`` are ``±(2^b - 1) / 2`` steps, so
+  neither is on the grid: ``+M`` is half a step above the top level and
+  ``-M`` half-way between the two lowest (at the tie, ``torch.round`` rounds
+  half to even). The reference keeps ``lo = 0`` for a group with no negative
+  weight (``scale = M / (2^b - 1)``, so the weights above about ``M / 2``
+  are clamped); here the range is ``[-M, M]`` always.
 
 Either way every weight lies within half a step (``scale / 2``) of its grid
-value: the range covers the group, and a clamped code is within 0.5 of its
-unclamped value. An all-zero group gets ``scale = 1`` (every code is 0).
+value: the grid spans the group, and a clamped code is within 0.5 of its
+unclamped value. An all-zero group gets the range ``[-1, 1]``, as in the
+reference (its weights stay exactly 0).
 
-Scales, codes and grid values are computed in float64 and the grid values
-stored in the weight's dtype (fp32 here), so that rounding ties come only from
-the data, not from float32 noise. :func:`grid_violations` checks a stored
-matrix against these grids without knowing the scales: it recovers each
-group's grid from its own values.
+The functions keep their input's dtype: RTN computes scales, codes and grid
+values in float64 and stores the grid values in the weight's dtype (fp32
+here), so that rounding ties come only from the data, not from float32 noise;
+GPTQ calls them on its fp32 working copy. The grids are then equal up to
+float32 rounding, and so are the codes except at a rounding tie, which the two
+precisions may break differently: a symmetric grid always has one, ``w = -M``
+(-7.5 steps at 4 bits), rounded to -7 or -8 steps, both half a step off.
+:func:`grid_violations` checks a stored matrix against these grids without
+knowing the scales: it recovers each group's grid from its own values.
 
-Written by hand, not with a library: torchao's ``quantize_`` (0.18.0, installs
-on this CPU) swaps only ``nn.Linear`` weights and leaves GPT-2's ``Conv1D``
-untouched, and its tensor subclasses do not save as a plain transformers
-folder; the arithmetic is the few lines below. Its primitives
-(``choose_qparams_affine`` / ``quantize_affine``, ``ASYMMETRIC`` with codes
-0..2^b-1 and ``SYMMETRIC`` with codes -(2^(b-1)-1)..2^(b-1)-1) give the same
-zero points and codes as these grids on random 64 x 256 matrices, groups of
-32, at 2, 3, 4 and 8 bits (scales equal to float32 rounding).
+Written by hand, not with a library: torchao's ``quantize_`` (0.18.0) swaps
+only ``nn.Linear`` weights and leaves GPT-2's ``Conv1D`` untouched, and its
+tensor subclasses do not save as a plain transformers folder; the arithmetic
+is the few lines below. Its primitives (``choose_qparams_affine`` /
+``quantize_affine``) with ``ASYMMETRIC`` mapping and codes 0..2^b-1 gave the
+same zero points and codes as the asymmetric grid on random 64 x 256 matrices,
+groups of 32, at 2, 3, 4 and 8 bits; its ``SYMMETRIC`` mapping over codes
+-2^(b-1)..2^(b-1)-1 is documented with the same scale as the symmetric grid
+(``2M / (2^b - 1)``; not rerun here, torchao is not installed).
 """
 
 from __future__ import annotations
@@ -61,7 +76,8 @@ class Grids:
     """The grids of every group of one ``[out, in]`` matrix.
 
     ``scale`` and ``zero`` are float64 ``[out, n_groups]`` (``zero`` holds
-    integers); ``qmin``/``qmax`` bound the codes.
+    integers); the codes run from ``qmin = 0`` to ``qmax = 2^bits - 1`` for
+    both kinds of grid.
     """
 
     scale: torch.Tensor
@@ -72,17 +88,60 @@ class Grids:
 
     @property
     def qmin(self) -> int:
-        return -(2 ** (self.bits - 1) - 1) if self.sym else 0
+        return 0
 
     @property
     def qmax(self) -> int:
-        return 2 ** (self.bits - 1) - 1 if self.sym else 2**self.bits - 1
+        return 2**self.bits - 1
 
 
 def check_bits(bits: int) -> None:
     """Raise ``ValueError`` unless ``bits`` is an integer in ``[MIN_BITS, MAX_BITS]``."""
     if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"bits must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
+
+
+def symmetric_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, zero)`` of the symmetric grid of ``w`` over its last dimension.
+
+    ``scale = 2 max|w| / (2^bits - 1)`` and ``zero = 2^(bits-1)`` (see the
+    module doc); an all-zero slice gets ``max|w| = 1``. Both have ``w``'s shape
+    without the last dimension and ``w``'s dtype.
+    """
+    top = w.abs().amax(dim=-1)
+    top = torch.where(top > 0, top, torch.ones_like(top))
+    scale = 2 * top / (2**bits - 1)
+    return scale, torch.full_like(scale, 2 ** (bits - 1))
+
+
+def asymmetric_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, zero)`` of the asymmetric grid of ``w`` over its last dimension.
+
+    ``lo = min(w_min, 0)``, ``hi = max(w_max, 0)`` (``[-1, 1]`` for an
+    all-zero slice), ``scale = (hi - lo) / (2^bits - 1)``, ``zero =
+    round(-lo / scale)``. Both have ``w``'s shape without the last dimension.
+    """
+    lo = w.amin(dim=-1).clamp(max=0.0)
+    hi = w.amax(dim=-1).clamp(min=0.0)
+    empty = (lo == 0) & (hi == 0)
+    lo, hi = lo.masked_fill(empty, -1.0), hi.masked_fill(empty, 1.0)
+    scale = (hi - lo) / (2**bits - 1)
+    return scale, torch.round(-lo / scale)
+
+
+def fit_grid(w: torch.Tensor, bits: int, sym: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`symmetric_grid` or :func:`asymmetric_grid` of ``w`` (over its last dimension)."""
+    return symmetric_grid(w, bits) if sym else asymmetric_grid(w, bits)
+
+
+def round_to_grid(
+    w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
+) -> torch.Tensor:
+    """The codes ``clamp(round(w / scale) + zero, 0, 2^bits - 1)``, in ``w``'s dtype.
+
+    ``scale`` and ``zero`` broadcast against ``w``.
+    """
+    return torch.clamp(torch.round(w / scale) + zero, 0, 2**bits - 1)
 
 
 def grouped(weight: torch.Tensor, group_size: int | None) -> torch.Tensor:
@@ -109,27 +168,15 @@ def ungrouped(groups: torch.Tensor, n_in: int) -> torch.Tensor:
     return groups.reshape(groups.shape[0], -1)[:, :n_in]
 
 
-def _fit(w: torch.Tensor, bits: int, sym: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale, zero)`` of grouped float64 weights ``[out, n_groups, g]``: ``[out, n_groups]`` each."""
-    if sym:
-        scale = w.abs().amax(dim=2) / (2 ** (bits - 1) - 1)
-        return torch.where(scale > 0, scale, torch.ones_like(scale)), torch.zeros_like(scale)
-    lo = w.amin(dim=2).clamp(max=0.0)
-    scale = (w.amax(dim=2).clamp(min=0.0) - lo) / (2**bits - 1)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return scale, torch.round(-lo / scale)
-
-
 def fit_grids(weight: torch.Tensor, bits: int, group_size: int | None, sym: bool) -> Grids:
     """Each group's scale and zero point for ``weight`` (``[out, in]``); see the module doc."""
     check_bits(bits)
-    scale, zero = _fit(grouped(weight, group_size), bits, sym)
+    scale, zero = fit_grid(grouped(weight, group_size), bits, sym)
     return Grids(scale=scale, zero=zero, bits=bits, group_size=group_size, sym=sym)
 
 
 def _codes(w: torch.Tensor, grids: Grids) -> torch.Tensor:
-    q = torch.round(w / grids.scale[..., None]) + grids.zero[..., None]
-    return q.clamp_(grids.qmin, grids.qmax)
+    return round_to_grid(w, grids.scale[..., None], grids.zero[..., None], grids.bits)
 
 
 def codes(weight: torch.Tensor, grids: Grids) -> torch.Tensor:
@@ -160,7 +207,7 @@ def fake_quantize(
     """
     check_bits(bits)
     w = grouped(weight, group_size)
-    scale, zero = _fit(w, bits, sym)
+    scale, zero = fit_grid(w, bits, sym)
     grids = Grids(scale=scale, zero=zero, bits=bits, group_size=group_size, sym=sym)
     q = _codes(w, grids)
     values = ungrouped(scale[..., None] * (q - zero[..., None]), weight.shape[1])
@@ -186,19 +233,26 @@ def grid_violations(
     """Per group (bool ``[out, n_groups]``): True where the values are not on a ``bits``-bit grid.
 
     The grid is recovered from the group's own values, which holds for the
-    grids :func:`fake_quantize` makes: symmetric, ``max|v|`` is ``qmax``
-    steps; asymmetric, ``lo = min(v_min, 0)`` is code 0 exactly (``round(-z) +
-    round(z) = 0``), ``hi = max(v_max, 0)`` code ``2^b - 1`` (or ``2^b - 2`` at
-    an exact rounding tie, also accepted), and 0.0 lies on the grid. ``tol``
-    is in steps (the stored float32 values are about 1e-7 of a step off).
+    grids :func:`fake_quantize` makes. Symmetric: the weight of largest size
+    ``M`` (``(2^b - 1) / 2`` steps) lands on the top level ``2^(b-1) - 1``
+    or on ``-(2^(b-1) - 1)`` or ``-2^(b-1)``, so ``max|v|`` is ``2^(b-1) -
+    1`` or ``2^(b-1)`` steps; a group passes if the values are ``step * k``,
+    ``k`` in ``-2^(b-1) .. 2^(b-1) - 1``, for either step. Asymmetric: ``lo =
+    min(v_min, 0)`` is code 0 exactly (``round(-z) + round(z) = 0``), ``hi =
+    max(v_max, 0)`` code ``2^b - 1`` (or ``2^b - 2`` at an exact rounding tie,
+    also accepted), and 0.0 lies on the grid. ``tol`` is in steps (the stored
+    float32 values are about 1e-7 of a step off).
     """
     check_bits(bits)
     w = grouped(weight, group_size)
     if sym:
-        qmax = 2 ** (bits - 1) - 1
+        half = 2 ** (bits - 1)
         top = w.abs().amax(dim=2)
-        step = torch.where(top > 0, top / qmax, torch.ones_like(top))
-        return _off_grid(w, -qmax * step, step, 2 * qmax, tol)
+        bad = torch.ones_like(top, dtype=torch.bool)
+        for top_steps in (half - 1, half):
+            step = torch.where(top > 0, top / top_steps, torch.ones_like(top))
+            bad &= _off_grid(w, -half * step, step, 2**bits - 1, tol)
+        return bad
     bad = _off_asymmetric(w, 2**bits - 1, tol)
     if bool(bad.any()):  # an exact rounding tie can leave the top code unused
         bad[bad.clone()] = _off_asymmetric(w[bad][None], 2**bits - 2, tol)[0]

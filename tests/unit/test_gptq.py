@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_rtn import SYM_HAND
 
 from compfair.compression import get_method
-from compfair.compression.methods.gptq import (
-    _grid,
-    _quantize,
-    check_grid,
-    gptq_quantize,
-    rtn,
-)
+from compfair.compression.methods.gptq import _quantize, check_grid, gptq_quantize, rtn
+from compfair.compression.quantize import fake_quantize, fit_grid, steps
 
 OPTS = {"group_size": 16, "sym": False, "act_order": False, "percdamp": 0.01, "blocksize": 128}
 
@@ -29,20 +25,65 @@ def _layer(rows: int = 24, cols: int = 64, tokens: int = 512, seed: int = 0):
 def test_grid_by_hand() -> None:
     # 2 bits, asymmetric, range [-1, 2]: scale 1, zero 1, grid {-1, 0, 1, 2}.
     x = torch.tensor([[-1.0, 0.6, 2.0, 1.4]])
-    scale, zero = _grid(x, 2, sym=False)
+    scale, zero = fit_grid(x, 2, sym=False)
     assert scale.tolist() == [1.0] and zero.tolist() == [1.0]
     assert _quantize(x, scale, zero, 2).tolist() == [[-1.0, 1.0, 2.0, 1.0]]
     # Symmetric, 2 bits: range [-2, 2], scale 4/3, zero 2, grid {-8/3, -4/3, 0, 4/3}.
-    scale, zero = _grid(x, 2, sym=True)
+    scale, zero = fit_grid(x, 2, sym=True)
     assert scale.item() == pytest.approx(4 / 3) and zero.tolist() == [2.0]
     torch.testing.assert_close(
         _quantize(x, scale, zero, 2), torch.tensor([[-4 / 3, 0.0, 4 / 3, 4 / 3]])
     )
     # A row of zeros gets the range [-1, 1] (zero round(7.49999...) = 7 in fp32);
     # a positive row's range still starts at 0.
-    scale, zero = _grid(torch.tensor([[0.0, 0.0], [1.0, 3.0]]), 4, sym=False)
+    scale, zero = fit_grid(torch.tensor([[0.0, 0.0], [1.0, 3.0]]), 4, sym=False)
     assert scale.tolist() == pytest.approx([2 / 15, 3 / 15]) and zero.tolist() == [7.0, 0.0]
     assert _quantize(torch.tensor([[0.0, 0.0]]), scale[:1], zero[:1], 4).tolist() == [[0.0, 0.0]]
+
+
+@pytest.mark.parametrize("bits", list(SYM_HAND))
+def test_symmetric_grid_by_hand_is_rtns(bits: int) -> None:
+    # A diagonal H (uncorrelated inputs) leaves GPTQ nothing to compensate, so
+    # its values are RTN's hand-computed ones, exactly (the rows are dyadic).
+    row, _, _, values = SYM_HAND[bits]
+    hessian = torch.diag(torch.arange(1.0, len(row) + 1))
+    opts = {**OPTS, "group_size": None, "sym": True}
+    assert gptq_quantize(torch.tensor([row]), hessian, bits, opts).tolist() == [values]
+    assert rtn(torch.tensor([row]), bits, None, sym=True).tolist() == [values]
+
+
+def _per_column(per_group: torch.Tensor, group_size: int | None, cols: int) -> torch.Tensor:
+    """A ``[rows, n_groups]`` tensor repeated over each group's columns: ``[rows, cols]``."""
+    return per_group.repeat_interleave(group_size or cols, dim=1)[:, :cols]
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+@pytest.mark.parametrize("group_size", [16, None])
+@pytest.mark.parametrize("sym", [True, False])
+def test_gptq_with_a_diagonal_hessian_is_rtn(
+    sym: bool, group_size: int | None, act_order: bool
+) -> None:
+    # Uncorrelated inputs make H diagonal: no error reaches another column, so
+    # GPTQ must round every weight onto the grid RTN (the rtn method) uses.
+    g = torch.Generator().manual_seed(3)
+    weight = torch.randn(24, 64, generator=g)
+    hessian = torch.diag(torch.rand(64, generator=g) + 0.5)  # act_order: a real permutation
+    opts = {**OPTS, "group_size": group_size, "sym": sym, "act_order": act_order}
+    quantized = gptq_quantize(weight, hessian, 4, opts)
+    stored, grids, codes = fake_quantize(weight, 4, group_size, sym)
+    assert grids.zero.eq(8).all() if sym else grids.zero.ne(8).any()
+    # GPTQ's values are scale * (integer - zero) for RTN's scale and zero of each group.
+    step, zero = steps(grids, 64), _per_column(grids.zero, group_size, 64)
+    units = quantized.double() / step + zero
+    assert (units - units.round()).abs().max() < 1e-4
+    # And the same integers, except where w / scale is a rounding tie (symmetric:
+    # w = -M, 7.5 steps) that fp32 (GPTQ) and fp64 (RTN) may break differently.
+    ratio = weight.double() / step
+    tie = ((ratio - ratio.floor()) - 0.5).abs() < 1e-5
+    differ = units.round() != codes
+    assert not (differ & ~tie).any()
+    assert int(differ.sum()) <= int(tie.sum()) <= grids.scale.numel()
+    torch.testing.assert_close(quantized[~differ], stored[~differ], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("bits", [3, 4])
@@ -69,7 +110,7 @@ def test_values_equal_scale_times_integer_of_their_group(sym: bool) -> None:
     quantized = gptq_quantize(weight, hessian, 4, {**OPTS, "sym": sym, "act_order": True})
     # act_order fixes each group's grid from the unquantized weights up front.
     for start in range(0, 64, 16):
-        scale, zero = _grid(weight[:, start : start + 16], 4, sym)
+        scale, zero = fit_grid(weight[:, start : start + 16], 4, sym)
         q = quantized[:, start : start + 16] / scale.unsqueeze(1) + zero.unsqueeze(1)
         torch.testing.assert_close(q, q.round(), atol=1e-4, rtol=0)
         assert q.round().min() >= 0 and q.round().max() <= 15

@@ -18,6 +18,7 @@ from compfair.architecture import compressible_matrices, weight_out_in
 from compfair.compression import get_method
 from compfair.compression.quantize import (
     fake_quantize,
+    fit_grid,
     grid_values,
     grid_violations,
     quantize_model,
@@ -37,8 +38,6 @@ HAND = {
         [[0.5, -0.5, 1.0, 0.0], [4 / 3, 8 / 3, 8 / 3, 4.0]],
         [[2, 0, 3, 1], [1, 2, 2, 3]],
     ),
-    # symmetric, per row: scale max|w| / (2^(2-1) - 1) = max|w|; codes -1, 0, 1.
-    (True, None): ([[0.0, -0.9, 0.9, 0.0], [0.0, 4.0, 4.0, 4.0]], [[0, -1, 1, 0], [0, 1, 1, 1]]),
     # asymmetric, groups of 2: [0.3, -0.6] scale 0.3 zero 2; [0.9, 0] scale 0.3 zero 0;
     # [1.0, 2.2] scale 2.2/3 zero 0 (1.36 -> 1); [3, 4] scale 4/3 zero 0 (2.25 -> 2).
     (False, 2): ([[0.3, -0.6, 0.9, 0.0], [2.2 / 3, 2.2, 8 / 3, 4.0]], [[3, 0, 3, 0], [1, 3, 2, 3]]),
@@ -46,7 +45,7 @@ HAND = {
 
 
 @pytest.mark.parametrize(("sym", "group_size"), list(HAND))
-def test_two_bit_grids_by_hand(sym: bool, group_size: int | None) -> None:
+def test_two_bit_asymmetric_grids_by_hand(sym: bool, group_size: int | None) -> None:
     values, codes = HAND[(sym, group_size)]
     stored, grids, q = fake_quantize(W, 2, group_size, sym)
     assert q.tolist() == codes
@@ -55,6 +54,49 @@ def test_two_bit_grids_by_hand(sym: bool, group_size: int | None) -> None:
     assert (W - stored).abs().le(steps(grids, 4) / 2 + 1e-7).all()
     assert not grid_violations(stored, 2, group_size, sym).any()
     assert grid_violations(W, 2, group_size, sym).any()
+
+
+#: Symmetric grids by hand, bits -> (row, scale, codes, values); zero is 2^(bits-1).
+#: Rows are chosen so that scale and every w / scale are exact binary fractions.
+SYM_HAND = {
+    # M = 1.875: scale 2 * 1.875 / 15 = 0.25, zero 8, levels -8..7 steps (-2.0..1.75).
+    # w / scale = 7.5, -3.2, 0.4, -7.5, 2.5, 0.6, -0.5, 5: torch.round takes ties
+    # to even, so +M goes to 8 + 8 = 16, clamped to 15 (1.75), and -M to code 0 (-2.0).
+    4: (
+        [1.875, -0.8, 0.1, -1.875, 0.625, 0.15, -0.125, 1.25],
+        0.25,
+        [15, 5, 8, 0, 10, 9, 8, 13],
+        [1.75, -0.75, 0.0, -2.0, 0.5, 0.25, 0.0, 1.25],
+    ),
+    # M = 1.75: scale 2 * 1.75 / 7 = 0.5, zero 4, levels -4..3 steps (-2.0..1.5);
+    # w / scale = 3.5, 1.4, -2.6, 0, -1.5, 2.5. Code 0 (-2.0) goes unused.
+    3: (
+        [1.75, 0.7, -1.3, 0.0, -0.75, 1.25],
+        0.5,
+        [7, 5, 1, 4, 2, 6],
+        [1.5, 0.5, -1.5, 0.0, -1.0, 1.0],
+    ),
+    # M = 0.75: scale 2 * 0.75 / 3 = 0.5, zero 2, grid {-1.0, -0.5, 0, 0.5};
+    # w / scale = 1.5, -1.5, 0.4, -0.6, 1.
+    2: ([0.75, -0.75, 0.2, -0.3, 0.5], 0.5, [3, 0, 2, 1, 3], [0.5, -1.0, 0.0, -0.5, 0.5]),
+}
+
+
+@pytest.mark.parametrize("bits", list(SYM_HAND))
+def test_symmetric_grid_by_hand(bits: int) -> None:
+    row, scale, codes, values = SYM_HAND[bits]
+    w = torch.tensor([row])
+    stored, grids, q = fake_quantize(w, bits, None, True)
+    assert grids.scale.tolist() == [[scale]] and grids.zero.tolist() == [[2 ** (bits - 1)]]
+    assert q.tolist() == [codes]
+    assert stored.tolist() == [values]
+    # The same grid from the shared function on fp32 input, as GPTQ calls it.
+    assert [t.tolist() for t in fit_grid(w, bits, sym=True)] == [[scale], [2 ** (bits - 1)]]
+    # Every weight within half a step; +-M (the first two of the 2-bit row) exactly half.
+    err = (w - stored).abs() / scale
+    assert err.max().item() == 0.5 and (err <= 0.5).all()
+    assert not grid_violations(stored, bits, None, True).any()
+    assert grid_violations(w, bits, None, True).all()
 
 
 class _Block(nn.Module):
@@ -100,11 +142,13 @@ def test_at_most_2_to_the_b_values_per_group_within_half_a_step(bits: int, sym: 
     assert q.min() >= grids.qmin and q.max() <= grids.qmax
     assert torch.equal(stored, grid_values(q, grids).float())  # scale * (q - zero), in fp32
     most = max(_distinct(stored[r, s : s + 128]) for r in range(16) for s in (0, 128, 256))
-    assert most <= (2**bits - 1 if sym else 2**bits)
-    if bits == 4:  # 128 normal values use the whole grid
-        assert most == (15 if sym else 16)
+    assert most <= 2**bits
+    if bits == 4:  # 128 normal values use the whole grid (symmetric: -8 steps only for w = -M)
+        assert most == 16
     err = (w.double() - stored.double()).abs()
-    assert (err <= steps(grids, 300) / 2 * (1 + 1e-6)).all()
+    # Half a step (symmetric: w = +M is exactly that), plus the fp32 rounding of a
+    # stored value of up to 2^(b-1) steps: 2^7 * 2^-24 < 1e-5 steps at 8 bits.
+    assert (err / steps(grids, 300)).max() <= 0.5 + 1e-5
     assert err.max() > steps(grids, 300).min() / 4  # really rounded, not copied
     assert not grid_violations(stored, bits, 128, sym).any()
     assert grid_violations(w, bits, 128, sym).all()  # raw weights are on no grid
@@ -122,9 +166,14 @@ def test_error_shrinks_with_bits_and_degenerate_rows_are_exact() -> None:
     ]
     assert errors == sorted(errors, reverse=True) and errors[-1] < 0.01
     odd = torch.stack([torch.zeros(6), torch.full((6,), 0.5), torch.full((6,), -0.25)])
-    for sym in (False, True):
-        stored, _, _ = fake_quantize(odd, 3, None, sym)
-        assert torch.equal(stored, odd)  # a constant row is an end of its grid
+    stored, grids, _ = fake_quantize(odd, 3, None, False)
+    assert torch.equal(stored, odd)  # asymmetric: a constant row is an end of its grid
+    assert grids.scale[0, 0].item() == 2 / 7  # all zero: the range [-1, 1]
+    stored, grids, _ = fake_quantize(odd, 3, None, True)
+    # Symmetric: M is 3.5 steps of 2M/7, half a step above the top level, 3 steps.
+    assert grids.scale[:, 0].tolist() == [2 / 7, 1 / 7, 0.5 / 7]
+    assert stored[0].eq(0).all() and stored[1].eq(torch.tensor(3 / 7)).all()
+    assert ((odd - stored).abs() <= steps(grids, 6) / 2 + 1e-7).all()
 
 
 def test_rtn_levels_and_options_are_checked_before_any_job() -> None:

@@ -3,19 +3,45 @@
 Weight-only quantization of every attention and MLP matrix to ``bits`` bits
 (the level) on a uniform grid per output row and group of ``group_size``
 consecutive inputs: ``value = scale * (q - zero)`` with integer
-``q in [0, 2^bits - 1]``. Asymmetric grids (default) span the group's
-``[min(w, 0), max(w, 0)]`` with an integer ``zero``; symmetric ones
-(``sym: true``) span ``[-max|w|, max|w|]`` with ``zero = 2^(bits-1)``. Columns
-are quantized one at a time and each column's rounding error is compensated
-on the columns not yet quantized through the inverse of the layer Hessian
-``H = 2 X^T X / n`` on the calibration inputs (:mod:`compfair.compression.obs`;
-damping ``percdamp``, lazy updates per ``blocksize`` columns); a group's grid
-is fixed when the sweep reaches its first column, from the weights as the
-updates left them (as in the reference). With ``act_order`` columns go in
-order of decreasing ``H_jj``, and the grids are then fixed up front from the
-unquantized weights ("static groups"), so that every group is still a run of
-consecutive inputs. Blocks of the model go in order, each calibrated on the
-outputs of the already quantized blocks.
+``q in [0, 2^bits - 1]``. The grids are RTN's, fitted and rounded by the same
+functions (:func:`compfair.compression.quantize.fit_grid`,
+:func:`~compfair.compression.quantize.round_to_grid`): asymmetric (default)
+ones span the group's ``[min(w, 0), max(w, 0)]`` with an integer ``zero``;
+symmetric ones (``sym: true``) are the reference's, ``scale = 2 max|w| /
+(2^bits - 1)`` and ``zero = 2^(bits-1)``, levels ``-2^(bits-1) .. 2^(bits-1)
+- 1`` steps (details in :mod:`compfair.compression.quantize`). GPTQ calls them
+on its fp32 working copy, RTN in fp64: with nothing to compensate the two give
+the same values but for a weight at an exact rounding tie.
+
+Columns are quantized one at a time and each column's rounding error is
+compensated on the columns not yet quantized through the inverse of the layer
+Hessian ``H = 2 X^T X / n`` on the calibration inputs
+(:mod:`compfair.compression.obs`; damping ``percdamp``, lazy updates per
+``blocksize`` columns). Inputs that never fired get weight 0 first, as in the
+reference. When each group's grid is fitted:
+
+- one group per row (``group_size`` null, -1 or at least ``in``): up front,
+  from the unquantized weights (after the dead inputs are zeroed; the
+  reference fits this grid before zeroing them);
+- smaller groups: when the sweep reaches the group's first column, from the
+  group's columns as the sweep then has them, i.e. with the errors of *every*
+  earlier column compensated (:meth:`compfair.compression.obs.Sweep.current`
+  adds the pending lazy update). The reference (``static_groups=False``)
+  reads the group from its matrix ``W``, which holds the updates of earlier
+  *blocks* only, so its grids depend on ``blocksize`` when a group starts
+  inside a block. The two agree when ``blocksize`` divides ``group_size``
+  (the defaults, 128 and 128); otherwise this is the reference with
+  ``blocksize`` 1, up to float rounding;
+- with ``act_order`` (columns in order of decreasing ``H_jj``): up front,
+  from the unquantized weights, one grid per run of ``group_size``
+  consecutive inputs: the reference's ``act_order`` with
+  ``static_groups=True``. There is no ``static_groups`` option: grids are
+  fitted on the fly without ``act_order`` and up front with it (on the fly,
+  ``act_order``'s groups would be runs of columns in Hessian order, not of
+  consecutive inputs).
+
+Blocks of the model go in order, each calibrated on the outputs of the
+already quantized blocks.
 
 The model is saved *dequantized*, in fp32: it loads with plain
 ``from_pretrained`` and generates with exactly the weights the quantized model
@@ -61,45 +87,30 @@ def _group_size(value: Any, cols: int) -> int:
     return cols if value in (None, -1) or int(value) >= cols else int(value)
 
 
-def _grid(x: torch.Tensor, bits: int, sym: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale, zero)`` (each ``[rows]``) of the grid for the rows of ``x`` (``[rows, k]``).
-
-    The range always contains 0; an all-zero row gets the range ``[-1, 1]``.
-    """
-    import torch
-
-    maxq = 2**bits - 1
-    xmin = x.min(dim=1).values.clamp(max=0)
-    xmax = x.max(dim=1).values.clamp(min=0)
-    if sym:
-        xmax = torch.maximum(xmin.abs(), xmax)
-        xmin = -xmax
-    empty = (xmin == 0) & (xmax == 0)
-    xmin, xmax = xmin.masked_fill(empty, -1.0), xmax.masked_fill(empty, 1.0)
-    scale = (xmax - xmin) / maxq
-    zero = torch.full_like(scale, (maxq + 1) // 2) if sym else torch.round(-xmin / scale)
-    return scale, zero
-
-
 def _quantize(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int) -> torch.Tensor:
-    """``scale * (clamp(round(x / scale) + zero, 0, maxq) - zero)``; broadcasts over columns."""
-    import torch
+    """``scale * (round_to_grid(x) - zero)``; ``x`` is a column ``[rows]`` or ``[rows, k]``."""
+    from compfair.compression.quantize import round_to_grid
 
     if x.dim() == 2:
         scale, zero = scale.unsqueeze(1), zero.unsqueeze(1)
-    q = torch.clamp(torch.round(x / scale) + zero, 0, 2**bits - 1)
-    return scale * (q - zero)
+    return scale * (round_to_grid(x, scale, zero, bits) - zero)
 
 
 def rtn(weight: torch.Tensor, bits: int, group_size: Any, sym: bool) -> torch.Tensor:
-    """Round-to-nearest on GPTQ's grids (fixed from ``weight``), per row and group of columns."""
+    """Round-to-nearest on the grids fitted to ``weight``, per row and group of columns, in fp32.
+
+    The same grids as the ``rtn`` method's; this one computes in fp32, as GPTQ
+    does, so that the report compares the two at one precision.
+    """
     import torch
+
+    from compfair.compression.quantize import fit_grid
 
     gs = _group_size(group_size, weight.shape[1])
     out = torch.empty_like(weight, dtype=torch.float32)
     for start in range(0, weight.shape[1], gs):
         part = weight[:, start : start + gs].float()
-        out[:, start : start + gs] = _quantize(part, *_grid(part, bits, sym), bits)
+        out[:, start : start + gs] = _quantize(part, *fit_grid(part, bits, sym), bits)
     return out
 
 
@@ -107,8 +118,9 @@ class GridRule:
     """GPTQ's column rule: round each column onto its group's grid.
 
     ``static`` (``(scales, zeros)``, each ``[rows, n_groups]``) fixes every
-    group's grid up front; without it a group's grid is computed when the sweep
-    reaches the group's first column. ``groups[j]`` is the group of the column
+    group's grid up front; without it a group's grid is fitted when the sweep
+    reaches the group's first column, to the group's columns with every
+    earlier column's error compensated (:meth:`Sweep.current`). ``groups[j]`` is the group of the column
     the sweep processes ``j``-th (the permutation of ``act_order``).
     """
 
@@ -128,16 +140,21 @@ class GridRule:
             scale, zero = self.static[0][:, g], self.static[1][:, g]
         else:
             if j % self.group_size == 0:
+                from compfair.compression.quantize import fit_grid
+
                 current = sweep.current(j, j + self.group_size)
-                self.scale, self.zero = _grid(current, self.bits, self.sym)
+                self.scale, self.zero = fit_grid(current, self.bits, self.sym)
             scale, zero = self.scale, self.zero
         return _quantize(w, scale, zero, self.bits)
 
 
 def _static_grids(weight: torch.Tensor, bits: int, gs: int, sym: bool) -> tuple:
+    """``(scales, zeros)``, each ``[rows, n_groups]``: the grids of ``weight``'s groups of ``gs``."""
     import torch
 
-    grids = [_grid(weight[:, s : s + gs], bits, sym) for s in range(0, weight.shape[1], gs)]
+    from compfair.compression.quantize import fit_grid
+
+    grids = [fit_grid(weight[:, s : s + gs], bits, sym) for s in range(0, weight.shape[1], gs)]
     return torch.stack([g[0] for g in grids], 1), torch.stack([g[1] for g in grids], 1)
 
 
@@ -161,7 +178,7 @@ def gptq_quantize(
     work[:, dead] = 0.0
     perm = torch.arange(cols)
     static = None
-    # Per-row grids, or act_order: the grids are fixed from the unquantized weights.
+    # Per-row grids, or act_order (the reference's static_groups): fitted to the unquantized weights.
     if gs == cols or opts["act_order"]:
         static = _static_grids(work, bits, gs, sym)
     if opts["act_order"]:

@@ -3,10 +3,14 @@
 ``rtn`` rounds every attention and MLP matrix of the decoder blocks onto a
 ``b``-bit uniform grid (levels: bits, 2 to 8), one grid per group of
 ``group_size`` consecutive input columns of each output row of the ``[out,
-in]`` view (``group_size: null``: one grid per output row). Asymmetric grids
-(the default) have an integer zero point, symmetric ones (``sym: true``) are
-absmax grids; see :mod:`compfair.compression.quantize` for the exact
-conventions. Embeddings, norms, biases and the LM head stay in full precision,
+in]`` view (``group_size: null``: one grid per output row). The grids are
+GPTQ's, from the same functions (:func:`compfair.compression.quantize.fit_grid`),
+so that ``rtn-b`` and ``gptq-b`` with the same options differ only in GPTQ's
+error compensation: asymmetric (the default) over ``[min(w, 0), max(w, 0)]``
+with an integer zero point; symmetric (``sym: true``) with ``scale = 2 max|w|
+/ (2^b - 1)`` and zero point ``2^(b-1)``, i.e. ``2^b`` levels ``-2^(b-1) ..
+2^(b-1) - 1`` steps with 0 on the grid; see :mod:`compfair.compression.quantize`
+for the details. Embeddings, norms, biases and the LM head stay in full precision,
 as in GPTQ's and AWQ's RTN baselines (Frantar et al. 2023; Lin et al. 2024).
 
 The weights are stored *dequantized* in fp32: the folder loads with plain
@@ -29,7 +33,8 @@ OPTIONS = {
         "sym": {
             "type": "boolean",
             "default": False,
-            "description": "Symmetric absmax grids (no zero point) instead of asymmetric ones.",
+            "description": "Symmetric grids (GPTQ's: scale 2 max|w| / (2^b - 1), zero 2^(b-1)) "
+            "instead of asymmetric ones.",
         },
         "group_size": {
             "type": ["integer", "null"],
