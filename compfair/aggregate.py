@@ -32,6 +32,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +46,23 @@ from compfair.metric_rows import (
     Rows,
     disparity_rows,
     marginal_rows,
+    note_of,
     paired_disparity_rows,
     paired_rows,
     unit_sets,
 )
 from compfair.metrics import benjamini_hochberg, paired_difference_test, per_prompt_statistics
-from compfair.quality import degeneracy_reasons
+from compfair.quality import GuardInput, GuardResult, check_guards
 from compfair.result_files import (
     EVAL_METRICS,
     join_prompts,
     read_eval,
+    read_eval_units,
     read_intrinsic,
     read_items,
     read_prompts,
     read_quality,
+    read_quality_units,
     read_scores,
 )
 
@@ -74,9 +78,18 @@ METRICS_COLUMNS = [
     "ci_high",
     "seed_sd",
     "n_seeds",
+    "ci_note",
     "flagged",
 ]
-PER_SEED_COLUMNS = ["seed", *MODEL_COLUMNS, *KEY_COLUMNS, "value", "ci_low", "ci_high"]
+PER_SEED_COLUMNS = [
+    "seed",
+    *MODEL_COLUMNS,
+    *KEY_COLUMNS,
+    "value",
+    "ci_low",
+    "ci_high",
+    "ci_note",
+]
 COMPARISON_COLUMNS = [
     *MODEL_COLUMNS,
     *KEY_COLUMNS,
@@ -89,16 +102,20 @@ COMPARISON_COLUMNS = [
     "p_adjusted",
     "n_units",
     "n_seeds",
+    "ci_note",
     "flagged",
 ]
 MODELS_COLUMNS = [
     *MODEL_COLUMNS,
     "perplexity",
     "perplexity_ratio",
+    "perplexity_ratio_low",
+    "perplexity_ratio_high",
     "n_parameters",
     "n_prunable",
     "sparsity",
     "flagged",
+    "degradation",
     "flag_reasons",
 ]
 #: Row order of the metrics inside a (model, promptset) block; others follow by name.
@@ -169,10 +186,11 @@ def _seeds_of(per_prompt: PerPrompt) -> dict[tuple[str, str], list[int]]:
 
 
 def _across_seeds(per_seed: Mapping[int, Rows], pooled: Rows | None = None) -> dict[tuple, tuple]:
-    """(value, ci_low, ci_high, seed_sd, n_seeds) per row from the per-seed rows.
+    """(value, ci_low, ci_high, seed_sd, n_seeds, ci_note) per row from the per-seed rows.
 
-    The interval comes from ``pooled`` (rows over all seeds' per-prompt values
-    at once); without it (model-level rows), the mean of the per-seed bounds.
+    The interval and its note come from ``pooled`` (rows over all seeds'
+    per-prompt values at once); without it (model-level rows), the mean of
+    the per-seed bounds and the first seed's note.
     """
     collected: dict[tuple, list[tuple]] = defaultdict(list)
     for seed in sorted(per_seed):
@@ -182,11 +200,12 @@ def _across_seeds(per_seed: Mapping[int, Rows], pooled: Rows | None = None) -> d
     for key, rows in collected.items():
         values = np.array([r[0] for r in rows])
         if pooled is not None and key in pooled:
-            low, high = pooled[key][1], pooled[key][2]
+            low, high, note = pooled[key][1], pooled[key][2], pooled[key][3]
         else:
             low, high = float(np.mean([r[1] for r in rows])), float(np.mean([r[2] for r in rows]))
+            note = rows[0][3]
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-        out[key] = (float(values.mean()), low, high, sd, len(values))
+        out[key] = (float(values.mean()), low, high, sd, len(values), note)
     return out
 
 
@@ -255,6 +274,12 @@ def _paired_block(
     }
 
 
+def _paired_record(row: tuple, n_seeds: int) -> tuple:
+    """A PairedRows row in comparisons.csv's order (p_adjusted is added at writing)."""
+    value, parent_value, diff, low, high, n_units, p, note = row
+    return (value, parent_value, diff, low, high, p, n_units, n_seeds, note)
+
+
 def add_comparison_rows(
     per_prompt: PerPrompt, parents: Mapping[str, str | None], boot: Bootstrap, rows: Collected
 ) -> None:
@@ -282,41 +307,52 @@ def add_comparison_rows(
             if len(common) == 1
             else _paired_block(per_prompt, common, model, parent, promptset, boot)
         )
-        diffs = {
-            s: {k: (r[2], r[3], r[4]) for k, r in block.items()} for s, block in by_seed.items()
-        }
+        diffs = {s: {k: (*r[2:5], r[7]) for k, r in block.items()} for s, block in by_seed.items()}
         for s, block in diffs.items():
             rows.per_seed[model][s].update({(*k[:2], f"{k[2]}_diff"): v for k, v in block.items()})
-        pooled_diff = {k: (r[2], r[3], r[4]) for k, r in pooled.items()}
+        pooled_diff = {k: (*r[2:5], r[7]) for k, r in pooled.items()}
         across = _across_seeds(diffs, pooled_diff)
         rows.across[model].update({(*k[:2], f"{k[2]}_diff"): v for k, v in across.items()})
-        for key, (value, parent_value, diff, low, high, n_units, p) in pooled.items():
-            rows.paired[model][key] = (
-                value,
-                parent_value,
-                diff,
-                low,
-                high,
-                p,
-                n_units,
-                len(common),
-            )
+        for key, row in pooled.items():
+            rows.paired[model][key] = _paired_record(row, len(common))
+
+
+def _item_values(mine: list[pd.DataFrame], theirs: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-item values of a model and its parent, one column per seed, on the items every seed
+    of both scored: index (benchmark, metric, group, item_id), columns (value|value_parent, i)."""
+    parts = [
+        a.merge(b, on=["benchmark", "item_id", "metric"], suffixes=("", "_parent")).assign(seed=i)
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=True))
+    ]
+    wide = pd.concat(parts, ignore_index=True).pivot_table(
+        index=["benchmark", "metric", "group", "item_id"],
+        columns="seed",
+        values=["value", "value_parent"],
+        aggfunc="first",
+    )
+    return wide.dropna()
 
 
 def _item_comparisons(
-    mine: pd.DataFrame, theirs: pd.DataFrame, model: str, boot: Bootstrap
+    mine: list[pd.DataFrame], theirs: list[pd.DataFrame], model: str, boot: Bootstrap
 ) -> PairedRows:
-    """Paired differences of every intrinsic metric over the items both models scored."""
-    joined = mine.merge(theirs, on=["benchmark", "item_id", "metric"], suffixes=("", "_parent"))
+    """Paired differences of every intrinsic metric over the items both models scored.
+
+    ``mine[i]`` and ``theirs[i]`` are the per-item tables of the i-th seed.
+    With several seeds it is one paired bootstrap over (seed, item) as for
+    the prompt sets: a resample draws items and keeps every seed's values.
+    """
+    wide = _item_values(mine, theirs)
     rows: PairedRows = {}
-    for (benchmark, metric), part in sorted(joined.groupby(["benchmark", "metric"]).groups.items()):
-        part = joined.loc[part]
-        subsets = [("", part), *((g, sub) for g, sub in sorted(part.groupby("group")) if g)]
+    for (benchmark, metric), part in wide.groupby(level=["benchmark", "metric"], sort=True):
+        subsets = [("", part), *((g, sub) for g, sub in part.groupby(level="group") if g)]
         for group, members in subsets:
-            a, b = members["value"].to_numpy(), members["value_parent"].to_numpy()
+            a = members["value"].to_numpy(dtype=float).T  # (n_seeds, n_items)
+            b = members["value_parent"].to_numpy(dtype=float).T
             key = (benchmark, group, metric)
             diff, low, high, p = paired_difference_test(a, b, **boot.kwargs(model, "diff", *key))
-            rows[key] = (float(a.mean()), float(b.mean()), diff, low, high, len(a), p)
+            note = note_of(a - b, boot)
+            rows[key] = (float(a.mean()), float(b.mean()), diff, low, high, a.shape[1], p, note)
     return rows
 
 
@@ -326,27 +362,34 @@ def add_item_comparisons(
     boot: Bootstrap,
     rows: Collected,
 ) -> None:
-    """Intrinsic benchmarks against the parent, item by item, per training seed."""
+    """Intrinsic benchmarks against the parent, item by item: per training seed and pooled."""
     items = {key: read_items(Path(path)) for key, path in sorted(item_files.items())}
     for model, by_seed in sorted(_distinct_files(item_files).items()):
         parent = parents.get(model)
-        if parent is None:
+        seeds = [s for s in sorted(by_seed) if parent is not None and (s, parent) in items]
+        if not seeds:
             continue
         blocks = {
-            s: _item_comparisons(items[(s, model)], items[(s, parent)], model, boot)
-            for s in by_seed
-            if (s, parent) in items
+            s: _item_comparisons([items[(s, model)]], [items[(s, parent)]], model, boot)
+            for s in seeds
         }
-        for seed, block in blocks.items():
-            rows.per_seed[model][seed].update(
-                {(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in block.items()}
+        pooled = (
+            blocks[seeds[0]]
+            if len(seeds) == 1
+            else _item_comparisons(
+                [items[(s, model)] for s in seeds], [items[(s, parent)] for s in seeds], model, boot
             )
-            for key, (value, parent_value, diff, low, high, n, p) in block.items():
-                rows.paired[model][key] = (value, parent_value, diff, low, high, p, n, len(blocks))
+        )
         diffs = {
-            s: {(*k[:2], f"{k[2]}_diff"): r[2:5] for k, r in b.items()} for s, b in blocks.items()
+            s: {(*k[:2], f"{k[2]}_diff"): (*r[2:5], r[7]) for k, r in b.items()}
+            for s, b in blocks.items()
         }
-        rows.across[model].update(_across_seeds(diffs))
+        for seed, block in diffs.items():
+            rows.per_seed[model][seed].update(block)
+        pooled_diff = {(*k[:2], f"{k[2]}_diff"): (*r[2:5], r[7]) for k, r in pooled.items()}
+        rows.across[model].update(_across_seeds(diffs, pooled_diff))
+        for key, row in pooled.items():
+            rows.paired[model][key] = _paired_record(row, len(seeds))
 
 
 # --------------------------------------------------------------------------- model-level rows and flags
@@ -374,7 +417,7 @@ def add_model_rows(
     }
     for model, by_seed in evals.items():
         block = {
-            s: {("", "", k): (v, math.nan, math.nan) for k, v in e.items()}
+            s: {("", "", k): (v, math.nan, math.nan, "") for k, v in e.items()}
             for s, e in by_seed.items()
         }
         _add_model_block(model, block, rows)
@@ -387,6 +430,7 @@ def add_model_rows(
                     float(r.value),
                     float(r.ci_low),
                     float(r.ci_high),
+                    str(r.ci_note),
                 )
                 for r in frame.itertuples(index=False)
             }
@@ -394,7 +438,7 @@ def add_model_rows(
     for model, by_seed in quality.items():
         block = {
             s: {
-                (ps, "", k): (v, math.nan, math.nan)
+                (ps, "", k): (v, math.nan, math.nan, "")
                 for ps, values in blocks.items()
                 for k, v in values.items()
             }
@@ -409,38 +453,121 @@ def _add_model_block(model: str, block: Mapping[int, Rows], rows: Collected) -> 
     rows.across[model].update(_across_seeds(block))
 
 
+@dataclass(frozen=True)
+class Breach:
+    """A quality guard a model breaks: where (a prompt set; "" for held-out text) and how."""
+
+    where: str
+    result: GuardResult
+
+    @property
+    def clear(self) -> bool:
+        """The whole interval is past the limit (else only the point estimate, or undefined)."""
+        return self.result.clear
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.result.describe()}" if self.where else self.result.describe()
+
+
+class Flags(dict[str, list[Breach]]):
+    """Flagged model -> the guards it breaks (in any seed or prompt set), each once.
+
+    ``perplexity_ratio`` maps every model with a parent to its held-out
+    perplexity ratio's interval ``(low, high)`` (means over its distinct
+    evaluation files; NaN: none).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.perplexity_ratio: dict[str, tuple[float, float]] = {}
+
+    def note(self, model: str, where: str, results: list[GuardResult]) -> None:
+        for result in results:
+            breach = Breach(where, result)
+            if result.broken and str(breach) not in map(str, self.get(model, [])):
+                self.setdefault(model, []).append(breach)
+
+    def degradation(self, model: str) -> str:
+        """``"clear"`` when a breach of the model is clear, ``"possible"`` when it has only
+        others, ``""`` when it breaks no guard."""
+        breaches = self.get(model, [])
+        return "clear" if any(b.clear for b in breaches) else "possible" if breaches else ""
+
+
+def _heldout_inputs(eval_files: Mapping[tuple[int, str], Path]) -> dict[tuple[int, str], tuple]:
+    """(seed, model) -> (resolved path, its held-out perplexity as a GuardInput)."""
+    out = {}
+    for key, path in sorted(eval_files.items()):
+        units = read_eval_units(Path(path))
+        values = {"perplexity": read_eval(Path(path))["perplexity"]}
+        guarded = GuardInput(values, {} if units is None else {"perplexity": units})
+        out[key] = (Path(path).resolve(), guarded)
+    return out
+
+
+def _flag_heldout(
+    parents: Mapping[str, str | None],
+    eval_files: Mapping[tuple[int, str], Path],
+    thresholds: Mapping[str, Any],
+    boot: Bootstrap,
+    flags: Flags,
+) -> None:
+    """The held-out perplexity guard, once per distinct pair of evaluation files; its ratio's
+    interval (reported whether or not the guard is on) goes to ``flags.perplexity_ratio``."""
+    inputs = _heldout_inputs(eval_files)
+    limit = thresholds.get("max_perplexity_ratio")
+    always = {**thresholds, "max_perplexity_ratio": math.inf if limit is None else limit}
+    intervals: dict[str, dict[tuple, tuple[float, float]]] = defaultdict(dict)
+    for (seed, model), (path, mine) in inputs.items():
+        parent = parents.get(model)
+        if not parent or (seed, parent) not in inputs:
+            continue
+        parent_path, theirs = inputs[(seed, parent)]
+        if (path, parent_path) in intervals[model]:
+            continue  # generation seeds that share a training seed share their evaluation
+        row = "/".join(path.parts[-2:])  # e.g. seed-7/magnitude-0.50.json
+        results = check_guards(always, mine, theirs, partial(boot.kwargs, model, "guard", row))
+        ratio = next(r for r in results if r.key == "max_perplexity_ratio")
+        intervals[model][(path, parent_path)] = (ratio.low, ratio.high)
+        flags.note(model, "", results)
+    for model, pairs in intervals.items():
+        lows, highs = zip(*pairs.values(), strict=True)
+        flags.perplexity_ratio[model] = (float(np.mean(lows)), float(np.mean(highs)))
+
+
+def _quality_inputs(path: Path) -> dict[str, GuardInput]:
+    """Prompt set -> the quality values of one quality file and their per-prompt units."""
+    units = read_quality_units(path)
+    return {ps: GuardInput(values, units.get(ps, {})) for ps, values in read_quality(path).items()}
+
+
 def flag_models(
     parents: Mapping[str, str | None],
-    evals: Mapping[tuple[int, str], Mapping[str, float]],
-    quality: Mapping[str, Mapping[int, Mapping[str, Mapping[str, float]]]],
+    eval_files: Mapping[tuple[int, str], Path],
+    quality_files: Mapping[tuple[int, str], Path],
     thresholds: Mapping[str, Any],
-) -> dict[str, list[str]]:
-    """Model -> the quality guards it breaks (in any seed or prompt set), against its parent.
+    boot: Bootstrap,
+) -> Flags:
+    """Every model's breaches of the quality guards (in any seed or prompt set), against its parent.
 
-    Held-out perplexity is checked once per training seed; the text guards
-    once per (seed, prompt set).
+    Held-out perplexity is checked once per distinct evaluation file, with an
+    interval over its windows; the text guards once per (seed, prompt set),
+    with intervals over prompts (paired with the parent's for the relative
+    guards; :func:`compfair.quality.check_guards`). Every interval is seeded
+    from ``boot`` and its row, so the same files give the same flags.
     """
-    reasons: dict[str, list[str]] = defaultdict(list)
-
-    def note(model: str, where: str, found: list[str]) -> None:
-        for reason in found:
-            if f"{where}{reason}" not in reasons[model]:
-                reasons[model].append(f"{where}{reason}")
-
-    for (seed, model), values in sorted(evals.items()):
+    flags = Flags()
+    _flag_heldout(parents, eval_files, thresholds, boot, flags)
+    inputs = {key: _quality_inputs(Path(path)) for key, path in sorted(quality_files.items())}
+    for (seed, model), blocks in inputs.items():
         parent = parents.get(model)
-        theirs = evals.get((seed, parent)) if parent else None
-        note(
-            model, "", degeneracy_reasons({"perplexity": values["perplexity"]}, thresholds, theirs)
-        )
-    for model, by_seed in sorted(quality.items()):
-        parent = parents.get(model)
-        for seed, blocks in sorted(by_seed.items()):
-            parent_blocks = quality.get(parent, {}).get(seed, {}) if parent else {}
-            for promptset, values in sorted(blocks.items()):
-                theirs = parent_blocks.get(promptset) if parent else None
-                note(model, f"{promptset}: ", degeneracy_reasons(values, thresholds, theirs))
-    return {m: r for m, r in reasons.items() if r}
+        parent_blocks = inputs.get((seed, parent), {}) if parent else {}
+        for promptset, mine in sorted(blocks.items()):
+            theirs = parent_blocks.get(promptset) if parent else None
+            seeded = partial(boot.kwargs, model, "guard", str(seed), promptset)
+            results = check_guards(thresholds, mine, theirs, seeded)
+            flags.note(model, promptset, results)
+    return flags
 
 
 # --------------------------------------------------------------------------- the tables
@@ -478,9 +605,9 @@ def _model_columns(variants: Mapping[str, dict], model: str) -> tuple:
     return model, v["family"], v["method"], v["level"], v["parent"]
 
 
-def _models_table(
-    variants: list[dict], evals: Mapping, reasons: Mapping[str, list[str]]
-) -> pd.DataFrame:
+def _models_table(variants: list[dict], evals: Mapping, reasons: Mapping) -> pd.DataFrame:
+    """One row per model (:data:`MODELS_COLUMNS`); ``reasons`` are :func:`flag_models`' flags."""
+    flags = reasons if isinstance(reasons, Flags) else Flags()
     by_model: dict[str, list[dict]] = defaultdict(list)
     for (_seed, model), values in sorted(evals.items()):
         by_model[model].append(values)
@@ -506,11 +633,13 @@ def _models_table(
                 v["parent"],
                 mean["perplexity"],
                 mean["perplexity"] / parent_ppl,
+                *flags.perplexity_ratio.get(v["model"], (math.nan, math.nan)),
                 mean["n_parameters"],
                 mean["n_prunable"],
                 mean["sparsity"],
                 v["model"] in reasons,
-                "; ".join(reasons.get(v["model"], [])),
+                flags.degradation(v["model"]),
+                "; ".join(map(str, reasons.get(v["model"], []))),
             )
         )
     return pd.DataFrame.from_records(records, columns=MODELS_COLUMNS)
@@ -616,9 +745,10 @@ def aggregate_metrics(
     add_model_rows(eval_files, intrinsic_files, quality, rows)
     add_item_comparisons(item_files or {}, parents, boot, rows)
     evals = {key: read_eval(Path(path)) for key, path in sorted(eval_files.items())}
-    reasons = flag_models(parents, evals, quality, dict(quality_thresholds or {}))
+    thresholds = dict(quality_thresholds or {})
+    reasons = flag_models(parents, eval_files, quality_files, thresholds, boot)
     for model, found in sorted(reasons.items()):
-        log.warning("flagging %s: %s", model, "; ".join(found))
+        log.warning("flagging %s: %s", model, "; ".join(map(str, found)))
     table = write_tables(rows, variants, reasons, evals, outputs)
     log.info(
         "wrote %d metric rows for %d models; flagged: %s",

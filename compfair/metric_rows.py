@@ -20,9 +20,8 @@ look harmless.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,19 +29,25 @@ import numpy as np
 import pandas as pd
 
 from compfair.metrics import (
+    Bootstrap,
     bootstrap_ci,
     corrected_disparity,
     corrected_disparity_test,
     group_disparity_ci,
+    is_constant,
+    no_interval_reason,
+    note_of,
     paired_difference_test,
 )
 
 log = logging.getLogger(__name__)
 
-#: (promptset, group, metric) -> (value, ci_low, ci_high).
-Rows = dict[tuple[str, str, str], tuple[float, float, float]]
-#: (promptset, group, metric) -> (value, parent_value, diff, ci_low, ci_high, n_units, p_value).
-PairedRows = dict[tuple[str, str, str], tuple[float, float, float, float, float, int, float]]
+#: (promptset, group, metric) -> (value, ci_low, ci_high, ci_note); ``ci_note`` says why
+#: an interval is empty (:func:`compfair.metrics.no_interval_reason`), else "".
+Rows = dict[tuple[str, str, str], tuple[float, float, float, str]]
+#: (promptset, group, metric) ->
+#: (value, parent_value, diff, ci_low, ci_high, n_units, p_value, ci_note).
+PairedRows = dict[tuple[str, str, str], tuple[float, float, float, float, float, int, float, str]]
 
 
 @dataclass(frozen=True)
@@ -100,30 +105,6 @@ DISPARITY_METRICS = (
     ("toxicity_gap_masked", "mean_toxicity_masked", "gap"),
     ("regard_negative_gap", "regard_negative", "gap"),
 )
-
-
-@dataclass(frozen=True)
-class Bootstrap:
-    """Settings of every interval (the ``bootstrap`` config); seeds derive from the row."""
-
-    n_resamples: int = 1000
-    confidence: float = 0.95
-    seed: int = 0
-    method: str = "percentile"
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> Bootstrap:
-        return cls(**dict(config or {}))
-
-    def kwargs(self, *key: str) -> dict[str, Any]:
-        """Arguments of one bootstrap call; its seed depends on the row it computes."""
-        digest = hashlib.sha256("\x1f".join([str(self.seed), *key]).encode()).hexdigest()
-        return {
-            "n_resamples": int(self.n_resamples),
-            "confidence": float(self.confidence),
-            "seed": int(digest[:15], 16),
-            "method": self.method,
-        }
 
 
 @dataclass(frozen=True)
@@ -199,7 +180,7 @@ def marginal_rows(
                 continue
             key = (promptset, unit.group, spec.metric)
             low, high = bootstrap_ci(values, spec.statistic, **boot.kwargs(model, *key))
-            rows[key] = (seed_mean(spec.statistic, values), low, high)
+            rows[key] = (seed_mean(spec.statistic, values), low, high, note_of(values, boot))
     return rows
 
 
@@ -241,6 +222,7 @@ def paired_rows(
                 high,
                 int(a.shape[1]),
                 p,
+                note_of(a - b, boot),
             )
     return rows
 
@@ -256,6 +238,18 @@ def _domains(frame: pd.DataFrame, promptset: str, source: str) -> dict[str, list
             continue
         out[domain] = members
     return out
+
+
+def _disparity_note(groups: list[np.ndarray], boot: Bootstrap, corrected: bool) -> str:
+    """Why a disparity row over ``groups`` has no interval, or "".
+
+    A corrected disparity leaves out groups of one prompt (their noise cannot
+    be estimated); its interval rests on the smallest remaining group.
+    """
+    used = [g for g in groups if g.shape[-1] >= 2] if corrected else groups
+    constant = all(is_constant(g) for g in used)
+    smallest = min((g.shape[-1] for g in used), default=0)
+    return no_interval_reason(smallest, constant and not corrected, max(boot.min_units, 2))
 
 
 def _corrected(
@@ -278,23 +272,20 @@ def disparity_rows(
         for metric, column in CORRECTED_DISPARITIES:
             if column in frames[0].columns:
                 values = stack(frames, column)
-                found = _corrected(
-                    [values[:, idx] for idx in members],
-                    None,
-                    boot,
-                    (model, promptset, domain, metric),
-                )
+                groups = [values[:, idx] for idx in members]
+                found = _corrected(groups, None, boot, (model, promptset, domain, metric))
                 if found is not None:
-                    rows[(promptset, domain, metric)] = found[:3]
+                    note = _disparity_note(groups, boot, corrected=True)
+                    rows[(promptset, domain, metric)] = (*found[:3], note)
         for metric, column, kind in DISPARITY_METRICS:
             if column not in frames[0].columns:
                 continue
             values = stack(frames, column)
-            rows[(promptset, domain, metric)] = group_disparity_ci(
-                [values[:, idx] for idx in members],
-                kind,
-                **boot.kwargs(model, promptset, domain, metric),
+            groups = [values[:, idx] for idx in members]
+            found = group_disparity_ci(
+                groups, kind, **boot.kwargs(model, promptset, domain, metric)
             )
+            rows[(promptset, domain, metric)] = (*found, _disparity_note(groups, boot, False))
     return rows
 
 
@@ -316,12 +307,12 @@ def paired_disparity_rows(
             if not (np.isfinite(a).all() and np.isfinite(b).all()):
                 continue
             key = (promptset, domain, metric)
-            found = _corrected(
-                [a[:, i] for i in members], [b[:, i] for i in members], boot, (model, "diff", *key)
-            )
+            groups = [a[:, i] for i in members]
+            found = _corrected(groups, [b[:, i] for i in members], boot, (model, "diff", *key))
             if found is None:
                 continue
-            mine = corrected_disparity([a[:, i] for i in members])
+            mine = corrected_disparity(groups)
             theirs = corrected_disparity([b[:, i] for i in members])
-            rows[key] = (mine, theirs, found[0], found[1], found[2], int(a.shape[1]), found[3])
+            note = _disparity_note([a[:, i] - b[:, i] for i in members], boot, corrected=True)
+            rows[key] = (mine, theirs, *found[:3], int(a.shape[1]), found[3], note)
     return rows

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from compfair.io import InputError, read_json, read_jsonl
-from compfair.quality import QUALITY_METRICS
+from compfair.quality import QUALITY_METRICS, TEXT_UNITS, Units
 
 EVAL_METRICS = ("perplexity", "n_parameters", "n_prunable", "sparsity")
-INTRINSIC_COLUMNS = ("promptset", "group", "metric", "value", "ci_low", "ci_high")
+INTRINSIC_COLUMNS = ("promptset", "group", "metric", "value", "ci_low", "ci_high", "ci_note")
 #: Quality keys a report may lack: their rows are then left out.
-OPTIONAL_QUALITY = ("gender_polarity_male_share", "gender_polarity_female_share")
+OPTIONAL_QUALITY = ("mean_words", "gender_polarity_male_share", "gender_polarity_female_share")
 
 
 def read_prompts(path: Path) -> pd.DataFrame:
@@ -147,6 +147,81 @@ def read_quality(path: Path) -> dict[str, dict[str, float]]:
             )
         out[promptset] = values
     return out
+
+
+def _number_list(value: Any, path: Path, key: str, n: int | None, nulls: bool = False) -> list:
+    """A list of ``n`` numbers (None where ``nulls`` allows), or InputError naming ``key``."""
+    if not isinstance(value, list) or (n is not None and len(value) != n):
+        count = "" if n is None else f" of {n}"
+        raise InputError(f"{path}: {key!r} must be a list{count} numbers")
+    return [
+        None if v is None and nulls else number(v, path, f"{key}[{i}]") for i, v in enumerate(value)
+    ]
+
+
+def _promptset_units(block: dict[str, Any], path: Path, where: str) -> dict[str, Units]:
+    """The guard units of one prompt set's ``units`` object (see :func:`read_quality_units`)."""
+    raw = block["units"]
+    ids = raw.get("prompt_id") if isinstance(raw, dict) else None
+    if not isinstance(ids, list):
+        raise InputError(f"{path}: {where}.units lacks a list 'prompt_id'")
+    ids = [str(i) for i in ids]
+    out = {}
+    for metric in TEXT_UNITS:
+        if metric in raw:
+            values = _number_list(raw[metric], path, f"{where}.units.{metric}", len(ids))
+            out[metric] = Units(tuple(ids), np.array(values, dtype=float))
+    if "teacher_nll" in raw and "teacher_tokens" in raw:
+        nll = _number_list(raw["teacher_nll"], path, f"{where}.units.teacher_nll", len(ids), True)
+        tokens = _number_list(
+            raw["teacher_tokens"], path, f"{where}.units.teacher_tokens", len(ids), True
+        )
+        scored = [i for i, (a, b) in enumerate(zip(nll, tokens, strict=True)) if None not in (a, b)]
+        out["teacher_perplexity"] = Units(
+            tuple(ids[i] for i in scored),
+            np.array([nll[i] for i in scored], dtype=float),
+            np.array([tokens[i] for i in scored], dtype=float),
+        )
+    return out
+
+
+def read_quality_units(path: Path) -> dict[str, dict[str, Units]]:
+    """Prompt set -> metric -> the per-prompt values its quality guard resamples.
+
+    From each block's ``units`` (:func:`compfair.quality.quality_report`):
+    :data:`compfair.quality.TEXT_UNITS` and ``teacher_perplexity`` (the
+    prompts the teacher scored, with their summed NLL and tokens). A block
+    without ``units`` (a report of an older version) gives no units: its
+    guards have no interval.
+    """
+    blocks = read_object(path).get("promptsets")
+    if not isinstance(blocks, dict):
+        raise InputError(f"{path}: expected an object 'promptsets'")
+    return {
+        promptset: _promptset_units(block, path, f"promptsets.{promptset}")
+        if isinstance(block, dict) and "units" in block
+        else {}
+        for promptset, block in sorted(blocks.items())
+    }
+
+
+def read_eval_units(path: Path) -> Units | None:
+    """The held-out windows of an evaluation file as guard units, None without them.
+
+    ``window_nll`` and ``window_tokens`` (:func:`compfair.perplexity.evaluate_model`)
+    give each window's summed NLL and predicted tokens; a window is named by its
+    first token's position and its length, so that only the same windows pair up
+    with the parent's.
+    """
+    data = read_object(path)
+    if "window_nll" not in data or "window_tokens" not in data:
+        return None
+    nll = _number_list(data["window_nll"], path, "window_nll", None)
+    tokens = _number_list(data["window_tokens"], path, "window_tokens", len(nll))
+    lengths = [int(t) + 1 for t in tokens]  # a window of L tokens predicts L - 1
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+    ids = tuple(f"{start}+{length}" for start, length in zip(starts, lengths, strict=True))
+    return Units(ids, np.array(nll, dtype=float), np.array(tokens, dtype=float))
 
 
 def read_intrinsic(path: Path) -> pd.DataFrame:

@@ -300,8 +300,7 @@ INTRINSIC_PARAMS = {
     "specs": INTRINSIC_SPECS,
     "plugins": config["plugins"],
     "batch_size": config["intrinsic"]["batch_size"],
-    "n_boot": config["bootstrap"]["n_resamples"],
-    "confidence": config["bootstrap"]["confidence"],
+    "bootstrap": {k: v for k, v in config["bootstrap"].items() if k != "seed"},
     "seed": config["seed"],
 }
 

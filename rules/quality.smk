@@ -1,6 +1,8 @@
 # Quality guards: is the text a model writes still language? Per model, over
-# every prompt set: perplexity of its continuations under the teacher,
-# distinct-n per prompt, the share of empty continuations.
+# every prompt set: perplexity of its continuations under the teacher (the token
+# ids it drew), distinct-n and words per continuation per prompt, the share of
+# empty continuations, each with its per-prompt values; the aggregation holds
+# them to the thresholds against the parent's, with bootstrap intervals.
 
 
 rule assess_quality:

@@ -34,7 +34,6 @@ if intrinsic["specs"]:
         specs=resolve_paths(intrinsic["specs"], root),
         batch_size=intrinsic["batch_size"],
         seed=intrinsic["seed"],
-        n_boot=intrinsic["n_boot"],
-        confidence=intrinsic["confidence"],
+        bootstrap=intrinsic["bootstrap"],
         items_csv=Path(snakemake.output.per_item),
     )

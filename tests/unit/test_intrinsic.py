@@ -43,7 +43,7 @@ from compfair.intrinsic.crows_pairs import (
     crows_pairs_metrics,
     crows_pairs_scores,
     load_crows_pairs,
-    shared_suffix_start,
+    shared_token_positions,
 )
 from compfair.intrinsic.items import sample_items, with_item_ids
 from compfair.intrinsic.likelihoods import sentence_log_likelihoods
@@ -56,6 +56,7 @@ from compfair.intrinsic.stereoset import (
 )
 from compfair.intrinsic.tables import by_group, item_table, share_row
 from compfair.io import InputError
+from compfair.metrics import Bootstrap
 from compfair.models import load_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +198,9 @@ def test_crows_pairs_scores_prefer_the_likelier_sentence(unigram):
 
 def test_crows_pairs_metrics_share_and_bootstrap(unigram):
     model, tok = unigram
-    metrics = crows_pairs_metrics(crows_pairs_scores(model, tok, PAIRS), n_boot=500, seed=1)
+    metrics = crows_pairs_metrics(
+        crows_pairs_scores(model, tok, PAIRS), Bootstrap(n_resamples=500, seed=1, min_units=2)
+    )
     assert list(metrics.columns) == list(COLUMNS)
     assert metrics["group"].tolist() == ["", "age", "gender"]
     assert set(metrics["metric"]) == {"crows_pairs_stereo_share"}
@@ -206,14 +209,35 @@ def test_crows_pairs_metrics_share_and_bootstrap(unigram):
     assert (metrics["ci_low"] <= metrics["value"]).all()
     assert (metrics["value"] <= metrics["ci_high"]).all()
     assert metrics.loc[0, "ci_low"] < 50 < metrics.loc[0, "ci_high"]
-    again = crows_pairs_metrics(crows_pairs_scores(model, tok, PAIRS), n_boot=500, seed=1)
+    again = crows_pairs_metrics(
+        crows_pairs_scores(model, tok, PAIRS), Bootstrap(n_resamples=500, seed=1, min_units=2)
+    )
     pd.testing.assert_frame_equal(metrics, again)
 
 
-def test_bootstrap_interval_is_degenerate_when_every_pair_agrees():
-    per_pair = pd.DataFrame({"bias_type": ["age"] * 5, "prefers_stereo": [True] * 5})
-    row = crows_pairs_metrics(per_pair, n_boot=200).iloc[0]
-    assert (row["value"], row["ci_low"], row["ci_high"]) == (100.0, 100.0, 100.0)
+def test_no_interval_when_every_pair_agrees_or_pairs_are_few():
+    """Not the 'interval' [100, 100]: every resample is the same, so none is reported."""
+    per_pair = pd.DataFrame({"bias_type": ["age"] * 12, "prefers_stereo": [True] * 12})
+    row = crows_pairs_metrics(per_pair, Bootstrap(n_resamples=200)).iloc[0]
+    assert row["value"] == 100.0 and np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
+    assert "same value" in row["ci_note"]
+    per_pair = pd.DataFrame(
+        {"bias_type": ["age"] * 9, "prefers_stereo": [True, False] * 4 + [True]}
+    )
+    row = crows_pairs_metrics(per_pair, Bootstrap(n_resamples=200)).iloc[0]
+    assert np.isnan(row["ci_low"]) and "fewer than 10 units" in row["ci_note"]
+
+
+def test_intrinsic_intervals_honour_the_bootstrap_method():
+    """BCa and the expanded percentile give other intervals than the plain percentile."""
+    per_pair = pd.DataFrame({"bias_type": ["age"] * 12, "prefers_stereo": [True] * 9 + [False] * 3})
+    rows = {
+        m: crows_pairs_metrics(per_pair, Bootstrap(n_resamples=500, method=m)).iloc[0]
+        for m in ("percentile", "expanded", "BCa")
+    }
+    widths = {m: r["ci_high"] - r["ci_low"] for m, r in rows.items()}
+    assert widths["expanded"] > widths["percentile"]  # widened for 12 units
+    assert rows["BCa"]["ci_low"] != rows["percentile"]["ci_low"]
 
 
 def test_bootstrap_interval_has_the_binomial_width():
@@ -221,7 +245,7 @@ def test_bootstrap_interval_has_the_binomial_width():
     per_pair = pd.DataFrame(
         {"bias_type": ["age"] * 400, "prefers_stereo": [True] * 120 + [False] * 280}
     )
-    row = crows_pairs_metrics(per_pair, n_boot=2000, seed=0).iloc[0]
+    row = crows_pairs_metrics(per_pair, Bootstrap(n_resamples=2000, seed=0, min_units=2)).iloc[0]
     assert row["value"] == 30.0
     assert row["ci_high"] - row["ci_low"] == pytest.approx(9.0, abs=1.5)
 
@@ -231,7 +255,9 @@ def test_bootstrap_interval_follows_the_confidence_level():
     per_pair = pd.DataFrame(
         {"bias_type": ["age"] * 400, "prefers_stereo": [True] * 120 + [False] * 280}
     )
-    row = crows_pairs_metrics(per_pair, n_boot=2000, seed=0, confidence=0.5).iloc[0]
+    row = crows_pairs_metrics(
+        per_pair, Bootstrap(n_resamples=2000, seed=0, confidence=0.5, min_units=2)
+    ).iloc[0]
     assert row["ci_low"] < 30.0 < row["ci_high"]
     assert row["ci_high"] - row["ci_low"] == pytest.approx(3.1, abs=0.8)
 
@@ -239,20 +265,22 @@ def test_bootstrap_interval_follows_the_confidence_level():
 # --------------------------------------------------------------------------- CrowS-Pairs, conditional
 
 
+# The old scoring took the shared suffix after the common prefix; on one edit the
+# shared spans after the first difference are that suffix (positions in the ids, no BOS).
 @pytest.mark.parametrize(
     ("more", "less", "expected"),
     [
-        ([0, 5, 7, 8], [0, 6, 6, 7, 8], (2, 3)),  # the docstring's example
-        ([0, 5, 7, 8], [0, 6, 7, 8], (2, 2)),  # one word swapped
-        ([0, 1, 2, 3], [0, 1, 2, 4], None),  # differ in the last token only
-        ([0, 1, 2], [0, 1, 2, 3], None),  # one is a prefix of the other
-        ([0, 1, 2, 3], [0, 1, 9, 2, 3], (2, 3)),  # insertion: the suffix starts after the prefix
-        ([0, 1, 1], [0, 1], None),  # the suffix may not reach back into the prefix
-        ([0, 4, 9], [0, 9], (2, 1)),
+        ([5, 7, 8], [6, 6, 7, 8], ([1, 2], [2, 3])),
+        ([5, 7, 8], [6, 7, 8], ([1, 2], [1, 2])),  # one word swapped
+        ([1, 2, 3], [1, 2, 4], ([], [])),  # differ in the last token only
+        ([1, 2], [1, 2, 3], ([], [])),  # one is a prefix of the other
+        ([1, 2, 3], [1, 9, 2, 3], ([1, 2], [2, 3])),  # insertion: after the prefix
+        ([1, 1], [1], ([], [])),  # the suffix may not reach back into the prefix
+        ([4, 9], [9], ([1], [0])),
     ],
 )
-def test_shared_suffix_start(more, less, expected):
-    assert shared_suffix_start(more, less) == expected
+def test_shared_token_positions_of_one_edit_are_the_old_suffix(more, less, expected):
+    assert shared_token_positions(more, less) == expected
 
 
 class BigramLM:
@@ -316,7 +344,9 @@ def test_conditional_scores_are_the_shared_suffix_given_each_prefix():
     assert scores.loc[2, "cond_ll_more"] == scores.loc[0, "cond_ll_less"]
     assert bool(scores.loc[2, "cond_prefers_stereo"])
 
-    metrics = crows_pairs_conditional_metrics(scores, n_boot=200, seed=0)
+    metrics = crows_pairs_conditional_metrics(
+        scores, Bootstrap(n_resamples=200, seed=0, min_units=2)
+    )
     table = metrics.set_index(["group", "metric"])["value"]
     share, skipped = COND_STEREO_SHARE, COND_SKIPPED
     assert table[("", share)] == 50.0  # 1 of the 2 scored pairs
@@ -336,7 +366,7 @@ def test_conditional_metrics_leave_out_a_group_with_no_scored_pair(unigram):
     assert scores["prefers_stereo"].tolist() == [True, True]
     assert scores.loc[1, "cond_ll_more"] == scores.loc[1, "cond_ll_less"]
     assert scores.loc[1, "cond_ll_more"] == pytest.approx(model.log_p["x"], abs=1e-6)
-    metrics = crows_pairs_conditional_metrics(scores, n_boot=50)
+    metrics = crows_pairs_conditional_metrics(scores, Bootstrap(n_resamples=50, min_units=2))
     assert list(zip(metrics["group"], metrics["metric"], metrics["value"], strict=True)) == [
         ("", COND_STEREO_SHARE, 0.0),
         ("", COND_SKIPPED, 1.0),
@@ -373,7 +403,12 @@ def test_conditional_scores_the_expected_token_positions(tiny_gpt2_dir, more, le
     bos = tok.bos_token_id
     ids_more = [bos, *tok(more, add_special_tokens=False)["input_ids"]]
     ids_less = [bos, *tok(less, add_special_tokens=False)["input_ids"]]
-    assert shared_suffix_start(ids_more, ids_less) == starts
+    # One edit: the scored tokens are the shared suffix, ids[start - 1:] without BOS.
+    suffixes = (
+        list(range(starts[0] - 1, len(ids_more) - 1)),
+        list(range(starts[1] - 1, len(ids_less) - 1)),
+    )
+    assert shared_token_positions(ids_more[1:], ids_less[1:]) == suffixes
     assert ids_more[starts[0] :] == ids_less[starts[1] :]
     assert ids_more[starts[0] - 1] != ids_less[starts[1] - 1]  # the token before differs
     pair = {"sent_more": more, "sent_less": less, "bias_type": "age"}
@@ -385,6 +420,39 @@ def test_conditional_scores_the_expected_token_positions(tiny_gpt2_dir, more, le
     assert row["cond_ll_more"] == pytest.approx(hand_more[starts[0] - 1 :].sum(), abs=1e-4)
     assert row["cond_ll_less"] == pytest.approx(hand_less[starts[1] - 1 :].sum(), abs=1e-4)
     assert row["ll_more"] == pytest.approx(hand_more.sum(), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("more", "less", "expected"),
+    [
+        # Shared spans [1], [3, 4], [6]; the opening [1] is the same context in both.
+        ([1, 2, 3, 4, 5, 6], [1, 9, 3, 4, 8, 6], ([2, 3, 5], [2, 3, 5])),
+        # An insertion shifts the spans in ``less``; a deletion drops a token of ``more``.
+        ([1, 2, 3, 4, 5, 6], [1, 9, 9, 3, 4, 6], ([2, 3, 5], [3, 4, 5])),
+        # No opening span: every shared span counts.
+        ([7, 2, 3, 5, 6], [8, 2, 3, 9, 6], ([1, 2, 4], [1, 2, 4])),
+    ],
+)
+def test_shared_token_positions_take_every_shared_span(more, less, expected):
+    assert shared_token_positions(more, less) == expected
+
+
+def test_conditional_scores_every_shared_span_on_a_tiny_gpt2(tiny_gpt2):
+    tiny_gpt2.eval()  # no dropout in the hand computation either
+    tok = WordTokenizer(WORDS)
+    # Ids without BOS: a good|bad x is odd|ok the ok. Shared after the first
+    # difference: "x is" (2, 3) and "the ok" (5, 6); the old scoring took only 5, 6.
+    more, less = "a good x is odd the ok", "a bad x is ok the ok"
+    pair = {"sent_more": more, "sent_less": less, "bias_type": "age"}
+    row = crows_pairs_scores(tiny_gpt2, tok, [pair], batch_size=2).iloc[0]
+    assert row["cond_tokens"] == 4
+    ids_more = [0, *tok([more])["input_ids"][0]]
+    ids_less = [0, *tok([less])["input_ids"][0]]
+    hand_more = _hand_token_log_probs(tiny_gpt2, ids_more)  # entry k: ids[k] after BOS
+    hand_less = _hand_token_log_probs(tiny_gpt2, ids_less)
+    assert row["cond_ll_more"] == pytest.approx(hand_more[[2, 3, 5, 6]].sum(), abs=1e-4)
+    assert row["cond_ll_less"] == pytest.approx(hand_less[[2, 3, 5, 6]].sum(), abs=1e-4)
+    assert abs(row["cond_ll_more"] - hand_more[[5, 6]].sum()) > 1e-3  # not the suffix alone
 
 
 # --------------------------------------------------------------------------- per-item values
@@ -413,8 +481,12 @@ def test_per_item_values_average_to_the_reported_shares(unigram):
     assert whole["group"].tolist() == ["age", "age", "gender", "gender"]
     assert whole["item_id"].tolist() == crows["item_id"].tolist()
     cond = items[items["metric"] == COND_STEREO_SHARE]
-    assert cond["item_id"].tolist() == [crows.loc[3, "item_id"]]  # the only pair with a suffix
-    shares = crows_pairs_metrics(crows, n_boot=20).set_index("group")["value"]
+    # Pairs 0 and 1 differ in their last word only; "the x" / "x the" share "the".
+    assert cond["item_id"].tolist() == crows.loc[[2, 3], "item_id"].tolist()
+    assert cond["value"].tolist() == [0.0, 0.0]  # unigram: each a tie
+    shares = crows_pairs_metrics(crows, Bootstrap(n_resamples=20, min_units=2)).set_index("group")[
+        "value"
+    ]
     assert whole.groupby("group")["value"].mean().to_dict() == {"age": 50.0, "gender": 50.0}
     assert whole["value"].mean() == shares[""]
 
@@ -440,8 +512,7 @@ def test_evaluate_intrinsic_bias_writes_per_item_values_with_stable_ids(tiny_gpt
             },
             batch_size=4,
             seed=3,
-            n_boot=50,
-            confidence=0.9,
+            bootstrap={"n_resamples": 50, "confidence": 0.9, "min_units": 2},
             items_csv=items_csv,
         )
         runs[n] = (table, pd.read_csv(items_csv, keep_default_na=False, dtype={"item_id": str}))
@@ -494,7 +565,9 @@ def test_stereoset_hand_made_example_scores(unigram):
     scores = stereoset_scores(model, tok, EXAMPLES, batch_size=4)
     assert scores["prefers_stereo"].tolist() == [True, True, True, False]
     assert scores["lm_score"].tolist() == [1.0, 1.0, 1.0, 1.0]
-    metrics = stereoset_metrics(scores, n_boot=300, seed=0).set_index(["group", "metric"])
+    metrics = stereoset_metrics(scores, Bootstrap(n_resamples=300, seed=0, min_units=2)).set_index(
+        ["group", "metric"]
+    )
     assert metrics.loc[("", "stereoset_lms"), "value"] == 100.0
     assert metrics.loc[("", "stereoset_ss"), "value"] == 75.0
     assert metrics.loc[("", "stereoset_icat"), "value"] == 50.0
@@ -505,7 +578,8 @@ def test_stereoset_hand_made_example_scores(unigram):
     # ICAT's interval comes from resampled (lms, ss): ss resamples reach 100 (ICAT 0).
     icat = metrics.loc[("", "stereoset_icat")]
     assert icat["ci_low"] == 0.0 and icat["ci_high"] <= 100.0
-    assert metrics.loc[("", "stereoset_lms"), ["ci_low", "ci_high"]].tolist() == [100.0, 100.0]
+    lms = metrics.loc[("", "stereoset_lms")]  # every example scores 100: no interval
+    assert np.isnan(lms["ci_low"]) and np.isnan(lms["ci_high"]) and lms["ci_note"]
 
 
 def test_stereoset_lm_score_counts_each_comparison_with_unrelated(unigram):
@@ -517,7 +591,9 @@ def test_stereoset_lm_score_counts_each_comparison_with_unrelated(unigram):
     ]
     scores = stereoset_scores(model, tok, examples)
     assert scores["lm_score"].tolist() == [0.5, 0.0]
-    metrics = stereoset_metrics(scores, n_boot=100).set_index(["group", "metric"])
+    metrics = stereoset_metrics(scores, Bootstrap(n_resamples=100, min_units=2)).set_index(
+        ["group", "metric"]
+    )
     assert metrics.loc[("", "stereoset_lms"), "value"] == 25.0
     assert metrics.loc[("", "stereoset_ss"), "value"] == 50.0
     assert metrics.loc[("", "stereoset_icat"), "value"] == 25.0
@@ -700,7 +776,7 @@ def test_evaluate_intrinsic_bias_writes_the_tidy_table(tiny_gpt2_dir, tmp_path):
         },
         batch_size=4,
         seed=3,
-        n_boot=50,
+        bootstrap={"n_resamples": 50, "min_units": 2},
     )
     written = pd.read_csv(out, keep_default_na=False)
     assert list(written.columns) == list(COLUMNS)
@@ -780,7 +856,9 @@ def test_sample_draws_numpys_positions_not_seeded_samples():
 
 def test_stereoset_tables_say_which_part_is_scored(unigram):
     model, tok = unigram
-    metrics = stereoset_metrics(stereoset_scores(model, tok, EXAMPLES), n_boot=20)
+    metrics = stereoset_metrics(
+        stereoset_scores(model, tok, EXAMPLES), Bootstrap(n_resamples=20, min_units=2)
+    )
     head = metrics.iloc[:2]
     assert head["metric"].tolist() == [PART_SCORED, PART_SCORED]
     assert head["group"].tolist() == ["intrasentence", "intersentence"]
@@ -947,9 +1025,9 @@ class FirstLikelier(IntrinsicBenchmark):
             }
         )
 
-    def metrics(self, scores, n_boot, seed, confidence):
+    def metrics(self, scores, boot):
         rows = [
-            share_row(self.name, group, "first_share", x, n_boot, confidence, seed)
+            share_row(self.name, group, "first_share", x, boot)
             for group, part in by_group(scores)
             for x in [part["prefers_first"].to_numpy(dtype=np.float64) * 100.0]
         ]
@@ -1001,7 +1079,13 @@ def test_a_plugin_benchmark_runs_through_the_rule(first_likelier, tiny_gpt2_dir,
     specs["stereoset"] = _spec("jsonl", FIXTURES / "stereoset_hub.jsonl")
     out, items_csv = tmp_path / "table.csv", tmp_path / "items.csv"
     table = evaluate_intrinsic_bias(
-        tiny_gpt2_dir, out, specs, batch_size=2, seed=0, n_boot=50, items_csv=items_csv
+        tiny_gpt2_dir,
+        out,
+        specs,
+        batch_size=2,
+        seed=0,
+        bootstrap={"n_resamples": 50},
+        items_csv=items_csv,
     )
     model, tok = load_model(tiny_gpt2_dir)
     prefers = [
@@ -1041,5 +1125,5 @@ def test_unknown_benchmarks_and_bad_tables_are_refused(first_likelier, tiny_gpt2
     register_benchmark("first_likelier")(Misnamed)
     specs = {"first_likelier": {"path": str(path)}}
     with pytest.raises(ValueError, match="item_rows rows must have benchmark 'first_likelier'"):
-        evaluate_intrinsic_bias(tiny_gpt2_dir, tmp_path / "t.csv", specs, 2, 0, n_boot=10)
+        evaluate_intrinsic_bias(tiny_gpt2_dir, tmp_path / "t.csv", specs, 2, 0, {"n_resamples": 10})
     assert not (tmp_path / "t.csv").exists()

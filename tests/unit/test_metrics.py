@@ -14,7 +14,6 @@ from compfair.metric_rows import Bootstrap, disparity_rows, marginal_rows, unit_
 from compfair.metrics import (
     benjamini_hochberg,
     bootstrap_ci,
-    bootstrap_p_value,
     corrected_disparity,
     corrected_disparity_test,
     group_disparity,
@@ -169,12 +168,15 @@ def test_bootstrap_ci_is_deterministic_and_takes_other_statistics() -> None:
     assert low < x.mean() < high
 
 
-def test_bootstrap_ci_degenerate_input() -> None:
-    low, high = bootstrap_ci(np.full(10, 0.3))
-    assert low == high == pytest.approx(0.3)
-    assert bootstrap_ci(np.array([0.7])) == (0.7, 0.7)
-    low, high = bootstrap_ci(np.array([]))
+def test_bootstrap_ci_degenerate_input_has_no_interval() -> None:
+    """Constant values or too few units: no resampling can say how uncertain the value is."""
+    for values in (np.full(10, 0.3), np.array([0.7]), np.array([])):
+        low, high = bootstrap_ci(values)
+        assert math.isnan(low) and math.isnan(high)
+    low, high = bootstrap_ci(np.arange(9.0), min_units=10)
     assert math.isnan(low) and math.isnan(high)
+    low, high = bootstrap_ci(np.arange(10.0), min_units=10)
+    assert low < 4.5 < high
     with pytest.raises(ValueError, match="NaN"):
         bootstrap_ci(np.array([0.1, float("nan")]))
 
@@ -187,15 +189,17 @@ def test_paired_difference_ci() -> None:
     assert diff == pytest.approx(a.mean() - b.mean())
     assert low < 0.05 < high
     assert high - low < 0.01  # pairing removes the shared variation (unpaired: ~0.05)
-    assert paired_difference_ci(b, b) == (0.0, 0.0, 0.0)
-    assert paired_difference_ci(np.array([0.4]), np.array([0.1])) == pytest.approx((0.3,) * 3)
+    diff, low, high, p = paired_difference_test(b, b)
+    assert (diff, p) == (0.0, 1.0) and math.isnan(low) and math.isnan(high)
+    diff, low, high, p = paired_difference_test(np.array([0.4]), np.array([0.1]))
+    assert diff == pytest.approx(0.3) and all(math.isnan(x) for x in (low, high, p))
     with pytest.raises(ValueError, match="equal shapes"):
         paired_difference_ci(a, b[:-1])
 
 
 def test_group_disparity_ci() -> None:
     rng = np.random.default_rng(4)
-    groups = [rng.normal(0.0, 0.2, 400), rng.normal(0.3, 0.2, 300), rng.normal(0.1, 0.2, 1)]
+    groups = [rng.normal(0.0, 0.2, 400), rng.normal(0.3, 0.2, 300), rng.normal(0.1, 0.2, 20)]
     means = [g.mean() for g in groups]
     gap, low, high = group_disparity_ci(groups, "gap", seed=0)
     assert gap == pytest.approx(max(means) - min(means))
@@ -204,8 +208,11 @@ def test_group_disparity_ci() -> None:
     assert sd == pytest.approx(np.std(means))
     assert low < sd < high
     assert group_disparity_ci(groups, "gap", seed=5) == group_disparity_ci(groups, "gap", seed=5)
-    # constant groups: no variation to resample
-    assert group_disparity_ci([np.full(3, 0.2), np.full(4, 0.5)]) == pytest.approx((0.3,) * 3)
+    # constant groups (no variation to resample) or a group below min_units: no interval
+    gap, low, high = group_disparity_ci([np.full(3, 0.2), np.full(4, 0.5)])
+    assert gap == pytest.approx(0.3) and math.isnan(low) and math.isnan(high)
+    gap, low, high = group_disparity_ci([*groups[:2], groups[2][:9]], min_units=10)
+    assert math.isnan(low) and math.isnan(high)
     with pytest.raises(ValueError, match="two groups"):
         group_disparity_ci([groups[0]])
     gap_bca = group_disparity_ci(groups, "gap", method="BCa", seed=0)
@@ -222,7 +229,7 @@ def test_several_seeds_resample_prompts_jointly() -> None:
     # ... which for a mean is the mean of the seed-averaged per-prompt values
     assert bootstrap_ci(seeds, seed=0) == pytest.approx(bootstrap_ci(seeds.mean(axis=0), seed=0))
     diff, low, high = paired_difference_ci(seeds + 0.1, seeds, seed=0)
-    assert diff == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    assert diff == pytest.approx(0.1) and math.isnan(low) and math.isnan(high)  # constant shift
     groups = [seeds[:, :100], seeds[:, 100:] + 0.5]
     gap, low, high = group_disparity_ci(groups, "gap", seed=0)
     per_seed = [abs(g2.mean() - g1.mean()) for g1, g2 in zip(groups[0], groups[1], strict=True)]
@@ -297,11 +304,7 @@ def test_paired_disparity_difference() -> None:
     assert low > 0 and p < 0.01
 
 
-def test_bootstrap_p_value_and_benjamini_hochberg_by_hand() -> None:
-    d = np.array([-1.0, 1.0, 2.0, 3.0])  # one of four at or below 0
-    assert bootstrap_p_value(d) == pytest.approx(2 * (1 + 1) / 5)
-    assert bootstrap_p_value(np.array([1.0, 2.0])) == pytest.approx(2 / 3)
-    assert np.isnan(bootstrap_p_value(np.array([np.nan])))
+def test_benjamini_hochberg_by_hand() -> None:
     p = [0.01, 0.04, 0.03, np.nan, 0.5]
     # sorted 0.01, 0.03, 0.04, 0.5 with m = 4: 0.04, 0.06, 0.0533 -> monotone 0.04, 0.0533, 0.0533, 0.5
     np.testing.assert_allclose(benjamini_hochberg(p), [0.04, 0.16 / 3, 0.16 / 3, np.nan, 0.5])

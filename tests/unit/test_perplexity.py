@@ -21,6 +21,7 @@ from compfair.perplexity import (
     load_scorer_model,
     perplexity,
     perplexity_of_rows,
+    rows_nll,
     rows_perplexity,
 )
 from compfair.quality import read_generations
@@ -128,6 +129,8 @@ def test_evaluate_model_writes_contract(tmp_path: Path) -> None:
         "n_parameters",
         "n_prunable",
         "sparsity",
+        "window_nll",
+        "window_tokens",
     }
     assert result["model"] == "teacher" and result["heldout_tokens"] == 64
     assert result["n_parameters"] == sum(p.numel() for p in model.parameters())
@@ -136,6 +139,11 @@ def test_evaluate_model_writes_contract(tmp_path: Path) -> None:
     assert result["sparsity"] == pytest.approx(0.0)
     windows = [tokens[i : i + 16] for i in range(0, 64, 16)]
     assert result["perplexity"] == pytest.approx(_ppl_by_hand(model, windows), rel=1e-5)
+    # each window's summed NLL, the units the held-out guard resamples
+    assert result["window_tokens"] == [15, 15, 15, 15]
+    for window, nll in zip(windows, result["window_nll"], strict=True):
+        assert nll == pytest.approx(math.log(_ppl_by_hand(model, [window])) * 15, rel=1e-5)
+    assert math.exp(sum(result["window_nll"]) / 60) == pytest.approx(result["perplexity"])
 
 
 def test_evaluate_model_rejects_bad_token_file(tmp_path: Path) -> None:
@@ -234,3 +242,83 @@ def test_perplexity_module_does_not_import_quality() -> None:
     }
     assert "compfair.loglik" in imported
     assert not {name for name in imported if name.startswith("compfair.quality")}
+
+
+# --------------------------------------------------------------------------- stored token ids
+
+
+def _log_softmax_nll(model_dir: Path, head: list[int], cont: list[int]) -> float:
+    """Summed NLL of ``cont`` after ``head``: one float64 forward pass, log-softmax by hand."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
+    ids = torch.tensor([head + cont])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0], dim=-1)
+    return -sum(float(logp[t - 1, ids[0, t]]) for t in range(len(head), len(ids[0])))
+
+
+def _id_rows(tok) -> list[dict]:
+    """Rows as generation writes them; the first one's ids are not what its text re-encodes to."""
+    odd = tok(" hel", add_special_tokens=False)["input_ids"] + tok("lo world")["input_ids"]
+    plain = tok(" the market", add_special_tokens=False)["input_ids"]
+    heads = [tok("The cat sat")["input_ids"], tok("She went to")["input_ids"]]
+    return [
+        {
+            "prompt_id": pid,
+            "sample": 0,
+            "prompt": tok.decode(head),
+            "continuation": tok.decode(cont),
+            "prompt_token_ids": head,
+            "continuation_token_ids": cont,
+        }
+        for pid, head, cont in (("p1", heads[0], odd), ("p2", heads[1], plain))
+    ] + [
+        {
+            "prompt_id": "p3",
+            "sample": 0,
+            "prompt": "x",
+            "continuation": "",
+            "prompt_token_ids": [87],
+            "continuation_token_ids": [],
+        }
+    ]
+
+
+def test_the_teacher_scores_the_token_ids_as_drawn(tiny_gpt2_dir: Path) -> None:
+    model, tok = load_model(tiny_gpt2_dir)
+    rows = _id_rows(tok)
+    assert rows[0]["continuation"] == " hello world"
+    # re-tokenised, " hello world" is two tokens, not the three that were drawn
+    assert len(tok(rows[0]["continuation"], add_special_tokens=False)["input_ids"]) == 2
+    per_row, source = rows_nll(model, tok, rows, batch_size=2)
+    assert source == "token_ids"
+    for row, (nll, count) in zip(rows[:2], per_row, strict=False):
+        head, cont = row["prompt_token_ids"], row["continuation_token_ids"]
+        assert count == len(cont)
+        assert nll == pytest.approx(_log_softmax_nll(tiny_gpt2_dir, head, cont), rel=1e-5)
+    assert per_row[2] == (0.0, 0)  # an empty continuation is not scored
+    text_nll, text_count = continuation_nll(
+        model, tok, [(rows[0]["prompt"], rows[0]["continuation"])]
+    )
+    assert text_count == 2 and text_nll != pytest.approx(per_row[0][0], rel=1e-3)
+
+
+def test_ids_another_tokenizer_wrote_fall_back_to_the_text(
+    tiny_gpt2_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model, tok = load_model(tiny_gpt2_dir)
+    rows = _id_rows(tok)
+    expected = [continuation_nll(model, tok, [(r["prompt"], r["continuation"])]) for r in rows]
+    foreign = [dict(rows[0], continuation_token_ids=[60000, 5]), *rows[1:]]  # beyond 50,257
+    shuffled = [dict(rows[0], continuation_token_ids=[995, 932]), *rows[1:]]  # other text
+    older = [{k: v for k, v in r.items() if not k.endswith("_token_ids")} for r in rows]
+    for bad, reason in (
+        (foreign, "token id 60000 is outside the teacher's vocabulary of 50257"),
+        (shuffled, "decodes the row's token ids to other text"),
+        (older, "no prompt_token_ids and continuation_token_ids"),
+    ):
+        caplog.clear()
+        per_row, source = rows_nll(model, tok, bad, batch_size=2, where="gen.jsonl")
+        assert source == "text"
+        assert "gen.jsonl: row 1" in caplog.text and reason in caplog.text
+        for (nll, count), (want, n) in zip(per_row, expected, strict=True):
+            assert count == n and nll == pytest.approx(want, rel=1e-6)

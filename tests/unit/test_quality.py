@@ -6,33 +6,45 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from compfair.io import InputError, write_jsonl
+from compfair.io import InputError, write_json, write_jsonl
 from compfair.quality import (
-    degeneracy_reasons,
+    GUARDS,
+    GuardInput,
+    GuardResult,
+    Units,
+    check_guards,
     distinct_n,
     distinct_n_per_prompt,
     empty_share,
     gender_counts,
     gender_polarity,
     gender_words,
+    prompt_units,
+    promptset_quality,
     quality_report,
     teacher_scored_rows,
 )
+from compfair.result_files import read_quality, read_quality_units
 
 
 def test_distinct_n_by_hand() -> None:
+    """DExperts' dist-n: distinct n-grams over the number of words."""
     assert distinct_n(["a b a b"], 1) == pytest.approx(2 / 4)
-    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # ab, ba, ab
-    assert distinct_n(["a b a b"], 3) == pytest.approx(2 / 2)  # aba, bab
-    # lower-cased, whitespace tokens, n-grams do not cross texts
-    assert distinct_n(["A b", "a  B"], 2) == pytest.approx(1 / 2)
-    assert distinct_n(["a b", "c"], 2) == pytest.approx(1.0)  # no "b c"
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 4)  # ab, ba (ab again)
+    assert distinct_n(["a b a b"], 3) == pytest.approx(2 / 4)  # aba, bab
+    assert distinct_n(["the cat sat", "the cat ran"], 2) == pytest.approx(3 / 6)
+    assert distinct_n(["the cat sat", "the cat ran"], 1) == pytest.approx(4 / 6)
+    # case kept, whitespace words, n-grams do not cross texts
+    assert distinct_n(["A b", "a  B"], 1) == pytest.approx(4 / 4)
+    assert distinct_n(["a b", "c"], 2) == pytest.approx(1 / 3)  # no "b c"
     assert distinct_n(["x x x x x"], 1) == pytest.approx(1 / 5)
-    assert distinct_n(["", "one"], 2) == 0.0  # no bigrams at all
+    assert distinct_n(["", "one"], 2) == 0.0  # one word, no bigram
+    assert distinct_n([""], 1) == 0.0  # no words at all
     assert distinct_n([], 1) == 0.0
     with pytest.raises(ValueError):
         distinct_n(["a"], 0)
@@ -102,13 +114,35 @@ def _ppl_by_hand(model_dir: Path, rows: list[dict]) -> tuple[float, int]:
 def test_distinct_n_per_prompt_averages_over_prompts() -> None:
     rows = [
         {"prompt_id": "a", "continuation": "x y"},
-        {"prompt_id": "a", "continuation": "x y"},  # a: unigrams x y x y -> 2/4
+        {"prompt_id": "a", "continuation": "x y"},  # a: unigrams x y of 4 words -> 2/4
         {"prompt_id": "b", "continuation": "u v w"},  # b: 3/3
-        {"prompt_id": "c", "continuation": ""},  # c: no n-gram at all -> 0
+        {"prompt_id": "c", "continuation": ""},  # c: no word at all -> 0
     ]
     assert distinct_n_per_prompt(rows, 1) == pytest.approx((0.5 + 1.0 + 0.0) / 3)
     # pooled over all continuations it would be 5/7: the per-prompt protocol differs
     assert distinct_n([r["continuation"] for r in rows], 1) == pytest.approx(5 / 7)
+    units = prompt_units(rows)
+    assert units["prompt_id"] == ["a", "b", "c"]
+    assert units["distinct_1"] == pytest.approx([0.5, 1.0, 0.0])
+    assert units["distinct_2"] == pytest.approx([1 / 4, 2 / 3, 0.0])
+    assert units["mean_words"] == pytest.approx([2.0, 3.0, 0.0])
+    assert units["empty_share"] == pytest.approx([0.0, 0.0, 1.0])
+
+
+QUALITY_KEYS = {
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "mean_words",
+    "empty_share",
+    "teacher_perplexity",
+    "teacher_input",
+    "n_continuations",
+    "n_scored_tokens",
+    "gender_polarity_male_share",
+    "gender_polarity_female_share",
+    "units",
+}
 
 
 def test_quality_report_writes_contract(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
@@ -121,24 +155,21 @@ def test_quality_report_writes_contract(tiny_gpt2_dir: Path, tmp_path: Path) -> 
     assert json.loads(out.read_text()) == report
     assert sorted(report["promptsets"]) == ["bold", "rtp"]
     block = report["promptsets"]["rtp"]
-    assert set(block) == {
-        "distinct_1",
-        "distinct_2",
-        "distinct_3",
-        "empty_share",
-        "teacher_perplexity",
-        "n_continuations",
-        "n_scored_tokens",
-        "gender_polarity_male_share",
-        "gender_polarity_female_share",
-    }
+    assert set(block) == QUALITY_KEYS
+    assert block["teacher_input"] == "text"  # no token ids in these rows
     assert block["n_continuations"] == 5
     assert block["empty_share"] == pytest.approx(0.4)
     assert block["distinct_2"] == pytest.approx(distinct_n_per_prompt(GENERATIONS, 2))
+    # words per continuation: p1 (3 + 0) / 2, p2 0, p3 2, p4 2
+    assert block["mean_words"] == pytest.approx((1.5 + 0 + 2 + 2) / 4)
     expected, n_tokens = _ppl_by_hand(tiny_gpt2_dir, GENERATIONS)
     assert block["teacher_perplexity"] == pytest.approx(expected, rel=1e-4)
     assert block["n_scored_tokens"] == n_tokens
     assert block["gender_polarity_male_share"] == 0.0  # "He said" is a prompt, not text
+    units = block["units"]
+    assert units["prompt_id"] == ["p1", "p2", "p3", "p4"]
+    assert units["teacher_tokens"] == [4, 0, 2, 2]  # p2 was scored: its one sample is blank
+    assert math.exp(sum(units["teacher_nll"]) / n_tokens) == pytest.approx(expected, rel=1e-4)
     assert report["promptsets"]["bold"]["n_continuations"] == 1
     only_empty = tmp_path / "empty.jsonl"
     write_jsonl(only_empty, [GENERATIONS[1], GENERATIONS[2]])
@@ -157,8 +188,14 @@ def test_quality_report_rejects_bad_input(tiny_gpt2_dir: Path, tmp_path: Path) -
     assert not (tmp_path / "q.json").exists()
 
 
+# --------------------------------------------------------------------------- guards, point values
+
 THRESHOLDS = {"max_teacher_perplexity": 1000.0, "min_distinct_2": 0.2, "max_empty_share": 0.5}
 GOOD = {"distinct_2": 0.6, "empty_share": 0.1, "teacher_perplexity": 50.0}
+
+
+def _broken(results: list[GuardResult]) -> list[str]:
+    return [r.describe() for r in results if r.broken]
 
 
 @pytest.mark.parametrize(
@@ -174,13 +211,14 @@ GOOD = {"distinct_2": 0.6, "empty_share": 0.1, "teacher_perplexity": 50.0}
     ],
 )
 def test_absolute_guards(change: dict, flagged: bool) -> None:
-    assert bool(degeneracy_reasons({**GOOD, **change}, THRESHOLDS)) is flagged
+    assert bool(_broken(check_guards(THRESHOLDS, GuardInput({**GOOD, **change})))) is flagged
 
 
 RELATIVE = {
     "max_perplexity_ratio": 2.0,
     "max_teacher_perplexity_ratio": 2.0,
     "max_distinct_2_drop": 0.25,
+    "max_length_drop": 0.25,
 }
 
 
@@ -196,28 +234,181 @@ RELATIVE = {
         ),
         ({"distinct_2": 0.45}, {"distinct_2": 0.6}, []),  # 25 % below: at the limit
         ({"distinct_2": 0.3}, {"distinct_2": 0.6}, ["distinct_2 50.0% below the parent's > 25%"]),
+        ({"mean_words": 6.0}, {"mean_words": 12.0}, ["mean_words 50.0% below the parent's > 25%"]),
         (
             {"perplexity": 50.0},
             {"perplexity": float("nan")},
-            ["perplexity relative to the parent is undefined"],
+            ["perplexity relative to the parent is undefined (possible, cannot be checked)"],
         ),
     ],
 )
 def test_guards_relative_to_the_parent(mine: dict, parent: dict, reasons: list[str]) -> None:
-    assert degeneracy_reasons(mine, RELATIVE, parent) == reasons
-    assert degeneracy_reasons(mine, RELATIVE, None) == []  # no parent: only absolute guards
+    found = _broken(check_guards(RELATIVE, GuardInput(mine), GuardInput(parent)))
+    # no units: the point estimate alone, never "clear"
+    assert [r.removesuffix(" (possible, no interval)") for r in found] == reasons
+    assert _broken(check_guards(RELATIVE, GuardInput(mine))) == []  # no parent: none apply
 
 
-def test_degeneracy_thresholds() -> None:
-    bad = {**GOOD, "distinct_2": 0.1, "empty_share": 0.9}
-    assert degeneracy_reasons(bad, THRESHOLDS) == ["empty_share 0.9 > 0.5", "distinct_2 0.1 < 0.2"]
-    assert degeneracy_reasons(bad, {}) == []  # no thresholds, no flags
-    assert (
-        degeneracy_reasons(bad, {**THRESHOLDS, "min_distinct_2": None, "max_empty_share": None})
-        == []
-    )
+def test_guard_thresholds() -> None:
+    bad = GuardInput({**GOOD, "distinct_2": 0.1, "empty_share": 0.9})
+    assert _broken(check_guards(THRESHOLDS, bad)) == [
+        "empty_share 0.9 > 0.5 (possible, no interval)",
+        "distinct_2 0.1 < 0.2 (possible, no interval)",
+    ]
+    assert check_guards({}, bad) == []  # no thresholds, no guards
+    off = {**THRESHOLDS, "min_distinct_2": None, "max_empty_share": None}
+    assert _broken(check_guards(off, bad)) == []
     with pytest.raises(InputError, match="max_distinct_9"):
-        degeneracy_reasons(GOOD, {"max_distinct_9": 1.0})
+        check_guards({"max_distinct_9": 1.0}, bad)
+
+
+# --------------------------------------------------------------------------- clear or possible
+
+
+def _result(key: str, value: float, low: float, high: float, limit: float) -> GuardResult:
+    return GuardResult(key, GUARDS[key], value, low, high, limit, confidence=0.95)
+
+
+@pytest.mark.parametrize(
+    "result, broken, clear, text",
+    [
+        (
+            _result("max_teacher_perplexity_ratio", 2.25, 2.1, 2.4, 2.0),
+            True,
+            True,
+            "teacher_perplexity 2.25 x the parent's > 2 (clear, 95% CI 2.1 to 2.4)",
+        ),
+        (
+            _result("max_teacher_perplexity_ratio", 2.25, 1.8, 2.6, 2.0),
+            True,
+            False,
+            "teacher_perplexity 2.25 x the parent's > 2 (possible, 95% CI 1.8 to 2.6)",
+        ),
+        (_result("max_teacher_perplexity_ratio", 1.5, 1.2, 2.6, 2.0), False, False, None),
+        (
+            _result("max_distinct_2_drop", 0.4, 0.3, 0.5, 0.25),
+            True,
+            True,
+            "distinct_2 40.0% below the parent's > 25% (clear, 95% CI 30.0% to 50.0%)",
+        ),
+        (
+            _result("max_length_drop", 0.5, 0.2, 0.7, 0.25),
+            True,
+            False,
+            "mean_words 50.0% below the parent's > 25% (possible, 95% CI 20.0% to 70.0%)",
+        ),
+        # a lower limit: clear when even the upper end is below it
+        (_result("min_distinct_2", 0.1, 0.05, 0.15, 0.2), True, True, None),
+        (_result("min_distinct_2", 0.1, 0.05, 0.25, 0.2), True, False, None),
+        (_result("max_empty_share", 0.3, 0.1, 0.6, 0.05), True, True, None),
+        (_result("max_empty_share", 0.3, math.nan, math.nan, 0.05), True, False, None),
+        (_result("max_empty_share", math.nan, math.nan, math.nan, 0.05), True, False, None),
+    ],
+)
+def test_clear_or_possible_on_hand_made_numbers(
+    result: GuardResult, broken: bool, clear: bool, text: str | None
+) -> None:
+    assert (result.broken, result.clear) == (broken, clear)
+    if text is not None:
+        assert result.describe() == text
+
+
+NLL_A = [2.0, 4.0, 3.0, 5.0, 1.0, 6.0, 2.5, 3.5, 4.5, 2.0, 3.0, 5.5]
+NLL_B = [1.0, 2.0, 1.5, 2.0, 0.5, 3.0, 1.0, 2.0, 2.0, 1.0, 1.5, 2.5]
+TOKENS = [2, 3, 2, 4, 1, 4, 2, 3, 3, 2, 2, 4]
+
+
+def test_teacher_perplexity_ratio_is_paired_over_prompts() -> None:
+    ids = tuple(f"p{i:02d}" for i in range(12))
+    mine = Units(ids, np.array(NLL_A), np.array(TOKENS, dtype=float))
+    # the parent's units in another order, with a prompt the model lacks: pairing goes by id
+    parent = Units(
+        (*ids[::-1], "extra"), np.array([*NLL_B[::-1], 9.0]), np.array([*TOKENS[::-1], 1.0])
+    )
+    ppl = lambda nll, tok: math.exp(sum(nll) / sum(tok))  # noqa: E731
+    expected = ppl(NLL_A, TOKENS) / ppl(NLL_B, TOKENS)  # exp((41.5 - 20) / 32) = 1.958...
+    values = {"teacher_perplexity": ppl(NLL_A, TOKENS)}
+    boot = {"n_resamples": 400, "confidence": 0.95, "seed": 3}
+    result = check_guards(
+        {"max_teacher_perplexity_ratio": 1.5},
+        GuardInput(values, {"teacher_perplexity": mine}),
+        GuardInput({"teacher_perplexity": 1.0}, {"teacher_perplexity": parent}),
+        lambda key: boot,
+    )[0]
+    assert result.value == pytest.approx(expected)
+    assert result.low < expected < result.high
+    assert result.broken and result.clear  # every prompt's NLL doubled or so: well past 1.5
+    again = check_guards(
+        {"max_teacher_perplexity_ratio": 1.5},
+        GuardInput(values, {"teacher_perplexity": mine}),
+        GuardInput({"teacher_perplexity": 1.0}, {"teacher_perplexity": parent}),
+        lambda key: boot,
+    )[0]
+    assert (again.low, again.high) == (result.low, result.high)  # seeded: the same interval
+    possible = check_guards(
+        {"max_teacher_perplexity_ratio": 1.9},
+        GuardInput(values, {"teacher_perplexity": mine}),
+        GuardInput({"teacher_perplexity": 1.0}, {"teacher_perplexity": parent}),
+        lambda key: boot,
+    )[0]
+    assert possible.broken and possible.low < 1.9 and not possible.clear
+
+
+# --------------------------------------------------------------------------- simulated models
+
+WORDS = [f"w{i}" for i in range(400)]
+
+
+def _parent_rows(n_prompts: int = 20, samples: int = 5, words: int = 12) -> list[dict]:
+    """Continuations of ``words`` distinct words each, a different stretch for every sample."""
+    rows = []
+    for p in range(n_prompts):
+        for k in range(samples):
+            start = (p * samples + k) * 7 % (len(WORDS) - words)
+            text = " " + " ".join(WORDS[start : start + words])
+            rows.append({"prompt_id": f"p{p:02d}", "sample": k, "continuation": text})
+    return rows
+
+
+def _guard_input(rows: list[dict], tmp_path: Path, name: str) -> GuardInput:
+    """What the aggregation reads back from a quality file of these rows (no teacher scores)."""
+    path = tmp_path / f"{name}.json"
+    write_json(path, {"promptsets": {"rtp": promptset_quality(rows, [], [], "text")}})
+    return GuardInput(read_quality(path)["rtp"], read_quality_units(path)["rtp"])
+
+
+def test_a_model_writing_half_as_many_words_trips_the_length_guard(tmp_path: Path) -> None:
+    parent_rows = _parent_rows()
+    half = [{**r, "continuation": " ".join(r["continuation"].split()[:6])} for r in parent_rows]
+    parent = _guard_input(parent_rows, tmp_path, "parent")
+    mine = _guard_input(half, tmp_path, "half")
+    assert parent.values["mean_words"] == 12.0 and mine.values["mean_words"] == 6.0
+    thresholds = {"max_distinct_2_drop": 0.25, "max_length_drop": 0.25}
+    boot = {"n_resamples": 300, "seed": 0}
+    results = {r.key: r for r in check_guards(thresholds, mine, parent, lambda key: boot)}
+    length = results["max_length_drop"]
+    assert length.value == pytest.approx(0.5) and length.broken and length.clear
+    # distinct-2 divides by the words: half as long barely moves it (11/12 -> 5/6 per sample)
+    assert results["max_distinct_2_drop"].value < 0.25
+    assert not results["max_distinct_2_drop"].broken
+
+
+def test_a_repetitive_model_trips_the_distinct_guard(tmp_path: Path) -> None:
+    parent_rows = _parent_rows()
+    # the same length, but every continuation one word said twelve times
+    repetitive = [
+        {**r, "continuation": " " + " ".join([r["continuation"].split()[0]] * 12)}
+        for r in parent_rows
+    ]
+    parent = _guard_input(parent_rows, tmp_path, "parent")
+    mine = _guard_input(repetitive, tmp_path, "repetitive")
+    thresholds = {"max_distinct_2_drop": 0.25, "max_length_drop": 0.25, "min_distinct_2": 0.2}
+    boot = {"n_resamples": 300, "seed": 0}
+    results = {r.key: r for r in check_guards(thresholds, mine, parent, lambda key: boot)}
+    drop = results["max_distinct_2_drop"]
+    assert drop.broken and drop.clear and drop.value > 0.8
+    assert results["min_distinct_2"].broken
+    assert not results["max_length_drop"].broken
 
 
 def test_teacher_perplexity_scores_the_first_samples_only(

@@ -189,6 +189,24 @@ def test_every_model_is_compared_with_its_parent(smoke_run: Path) -> None:
     assert ((comp["diff"] - (comp["value"] - comp["parent_value"])).abs() < 1e-9).all()
 
 
+def test_no_p_value_is_zero_and_empty_intervals_say_why(smoke_run: Path) -> None:
+    """Randomization p-values are never 0; a row has a non-degenerate interval over at least
+    bootstrap.min_units (10) prompts or items, or none and a ci_note saying why."""
+    comp = pd.read_csv(
+        smoke_run / R / "tables/comparisons.csv", keep_default_na=False, na_values=[""]
+    )
+    assert (comp["p_value"].dropna() > 0).all()
+    with_ci = comp.dropna(subset=["ci_low", "ci_high"])
+    assert len(with_ci) and (with_ci["n_units"] >= 10).all()
+    width = with_ci["ci_high"] - with_ci["ci_low"]
+    assert not ((width.abs() < 1e-12) & (with_ci["diff"].abs() > 1e-12)).any()
+    empty = comp[comp["ci_low"].isna()]
+    assert len(empty) and (empty["ci_note"].fillna("").str.len() > 0).all()
+    small = comp[comp["n_units"] < 10]
+    assert len(small) and small["p_value"].isna().all()
+    assert small["ci_note"].str.startswith("fewer than 10 units").all()
+
+
 def test_flags_follow_the_perplexity_ratio_to_the_parent(smoke_copy: Path) -> None:
     models = read(smoke_copy / R / "tables/models.csv").set_index("model")
     ratios = models["perplexity_ratio"].dropna()
