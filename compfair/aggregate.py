@@ -13,8 +13,13 @@
   (base -> teacher, teacher -> student, teacher -> each pruned model,
   GPT-2 -> DistilGPT-2) are rows to read, not arithmetic to do.
 - ``tables/models.csv``: one row per model: its family, method, level, parent,
-  held-out perplexity and its ratio to the parent's, and whether (and why) a
-  quality guard flags it.
+  held-out perplexity and its ratio to the parent's (with a bootstrap interval
+  over held-out windows), whether (and why) a quality guard flags it, and
+  ``degradation``: ``clear`` when a guard's interval lies past its limit,
+  ``possible`` when only its point estimate does.
+
+``ci_note`` (metrics, comparisons) says why a row has no interval: fewer than
+``bootstrap.min_units`` units, or every unit with the same value.
 
 In ``metrics.csv`` ``value`` is the mean of the per-seed values, the interval
 a bootstrap over prompts whose resamples keep all seeds' values of a drawn
