@@ -222,7 +222,8 @@ def part_rows() -> list[tuple]:
     """The ``stereoset_part_scored`` rows: value 1 for the part scored (group
     ``intrasentence``), 0 for the part not scored (``intersentence``); no interval."""
     return [
-        ("stereoset", part, PART_SCORED, scored, np.nan, np.nan, "") for part, scored in PARTS.items()
+        ("stereoset", part, PART_SCORED, scored, np.nan, np.nan, "")
+        for part, scored in PARTS.items()
     ]
 
 
