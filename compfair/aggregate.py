@@ -112,6 +112,7 @@ COMPARISON_COLUMNS = [
 ]
 MODELS_COLUMNS = [
     *MODEL_COLUMNS,
+    "matches",
     "perplexity",
     "perplexity_ratio",
     "perplexity_ratio_low",
@@ -122,6 +123,24 @@ MODELS_COLUMNS = [
     "flagged",
     "degradation",
     "flag_reasons",
+]
+MATCHED_COLUMNS = [
+    "model",
+    "control",
+    "promptset",
+    "group",
+    "metric",
+    "value",
+    "control_value",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "n_units",
+    "perplexity_ratio",
+    "control_perplexity_ratio",
+    "ci_note",
 ]
 #: Row order of the metrics inside a (model, promptset) block; others follow by name.
 METRIC_ORDER = [
@@ -636,6 +655,7 @@ def _models_table(variants: list[dict], evals: Mapping, reasons: Mapping) -> pd.
                 v["method"],
                 v["level"],
                 v["parent"],
+                v.get("matches"),
                 mean["perplexity"],
                 mean["perplexity"] / parent_ppl,
                 *flags.perplexity_ratio.get(v["model"], (math.nan, math.nan)),
@@ -708,6 +728,51 @@ def write_tables(
     return table
 
 
+# --------------------------------------------------------------------------- matched controls
+
+
+def _mean_ratio(evals: Mapping, model: str, parent: str | None) -> float:
+    """The model's held-out perplexity over its parent's, averaged over the seeds both have."""
+    ratios = [
+        e["perplexity"] / evals[(s, parent)]["perplexity"]
+        for (s, m), e in sorted(evals.items())
+        if m == model and (s, parent) in evals
+    ]
+    return float(np.mean(ratios)) if ratios else math.nan
+
+
+def matched_controls_table(
+    per_prompt: PerPrompt,
+    item_files: Mapping[tuple[int, str], Path],
+    variants: list[dict],
+    evals: Mapping,
+    boot: Bootstrap,
+) -> pd.DataFrame:
+    """One row per (model, control, prompt set, group, metric): the model minus its matched
+    control (:data:`MATCHED_COLUMNS`), paired over the prompts (items) and seeds both have,
+    exactly as a model is compared with its parent; p_adjusted is Benjamini-Hochberg per
+    (prompt set, metric) over the table."""
+    records = []
+    for v in variants:
+        model, control = v.get("matches"), v["model"]
+        if not model:
+            continue
+        rows = Collected()
+        add_comparison_rows(per_prompt, {model: control}, boot, rows)
+        add_item_comparisons(item_files, {model: control}, boot, rows)
+        ratios = (_mean_ratio(evals, model, v["parent"]), _mean_ratio(evals, control, v["parent"]))
+        for key, row in rows.paired.get(model, {}).items():
+            value, theirs, diff, low, high, p, n_units, _n_seeds, note = row
+            records.append(
+                (model, control, *key, value, theirs, diff, low, high, p, math.nan, n_units)
+                + (*ratios, note)
+            )
+    table = pd.DataFrame.from_records(records, columns=MATCHED_COLUMNS)
+    if not table.empty:
+        table["n_units"] = table["n_units"].astype(int)
+    return _adjust(table)
+
+
 def aggregate_metrics(
     score_files: Mapping[tuple[int, str, str], Path],
     prompt_files: Mapping[str, Path],
@@ -732,8 +797,8 @@ def aggregate_metrics(
     intrinsic-bias CSV (may be empty) and ``item_files`` to its per-item
     values (compared item by item with the parent's). ``variants`` are the records of
     :meth:`compfair.variants.Variants.table` (model, family, method, level,
-    parent), in display order. ``outputs`` maps ``metrics``, ``per_seed``,
-    ``comparisons`` and ``models`` to paths. ``samples`` gives K per prompt
+    parent, matches), in display order. ``outputs`` maps ``metrics``, ``per_seed``,
+    ``comparisons``, ``models`` and optionally ``matched_controls`` to paths. ``samples`` gives K per prompt
     set: a prompt with another number of scored samples is an error.
     """
     boot = Bootstrap.from_config(bootstrap)
@@ -755,6 +820,9 @@ def aggregate_metrics(
     for model, found in sorted(reasons.items()):
         log.warning("flagging %s: %s", model, "; ".join(map(str, found)))
     table = write_tables(rows, variants, reasons, evals, outputs)
+    if "matched_controls" in outputs:
+        matched = matched_controls_table(per_prompt, item_files or {}, variants, evals, boot)
+        write_csv(outputs["matched_controls"], matched)
     log.info(
         "wrote %d metric rows for %d models; flagged: %s",
         len(table),

@@ -100,7 +100,7 @@ def project_path(value: str | None, root: str | Path) -> str | None:
 
 
 #: Config sections whose entries a preset may remove by setting them to null.
-REMOVABLE = ("prompts", "compression", "references")
+REMOVABLE = ("prompts", "compression", "references", "controls.models")
 
 
 def drop_removed(config: dict[str, Any]) -> list[str]:
@@ -112,7 +112,9 @@ def drop_removed(config: dict[str, Any]) -> list[str]:
     """
     removed = []
     for section in REMOVABLE:
-        entries = config.get(section)
+        entries: Any = config
+        for part in section.split("."):
+            entries = entries.get(part) if isinstance(entries, dict) else None
         if isinstance(entries, dict):
             for name in [k for k, v in entries.items() if v is None]:
                 del entries[name]

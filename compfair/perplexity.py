@@ -85,7 +85,7 @@ def perplexity(
     return math.exp(sum(nll) / sum(counts))
 
 
-def _load_token_stream(path: Path) -> torch.Tensor:
+def load_token_stream(path: Path) -> torch.Tensor:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -123,7 +123,7 @@ def evaluate_model(
     tokens of each window (:func:`window_nll`), from which the quality guard
     bootstraps an interval of the ratio to the parent's perplexity.
     """
-    tokens = _load_token_stream(Path(heldout_tokens_path))
+    tokens = load_token_stream(Path(heldout_tokens_path))
     model, _tokenizer = load_model(Path(model_dir))
     if tokens.numel() and int(tokens.max()) >= model.get_input_embeddings().num_embeddings:
         raise InputError(

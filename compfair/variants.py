@@ -17,7 +17,11 @@ a name. Nothing else in the workflow spells a variant name or a level format.
   of its method: ``pruning`` or ``quantization``; parent ``teacher`` unless
   the entry names another variant);
 - references (``reference``): models taken as they are, by their config name,
-  with the parent the config gives (or none).
+  with the parent the config gives (or none);
+- quality-matched controls (``control``): ``<kind>-match-<model>`` for every
+  kind listed under ``controls.models.<model>``, made from the model's parent
+  by a generic degradation (method ``<kind>``: ``noise`` or ``random``) tuned
+  to the model's perplexity ratio; ``matches`` names the model.
 
 A level is named exactly or not at all: a share is written with at least two
 and at most four decimals (``0.5`` -> ``0.50``, ``0.333`` -> ``0.333``), so
@@ -29,13 +33,29 @@ Light on purpose (no torch, no pandas): the Snakefile imports it to plan.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-FAMILIES = ("base", "finetuned", "distillation", "pruning", "quantization", "reference")
+log = logging.getLogger(__name__)
+
+FAMILIES = (
+    "base",
+    "finetuned",
+    "distillation",
+    "pruning",
+    "quantization",
+    "degradation",
+    "control",
+    "reference",
+)
+#: Families made by the generic compression rule (:meth:`Variants.compressed`).
+COMPRESSED_FAMILIES = ("pruning", "quantization", "degradation")
+#: The generic degradations a matched control can use (compression methods of those names).
+CONTROL_KINDS = ("noise", "random")
 BASE, TEACHER = "base", "teacher"
 #: Methods of the distillation family: with the teacher's soft targets, and the control without.
 DISTILLATION_METHODS = ("kd", "nokd")
@@ -76,6 +96,7 @@ class Variant:
     value: Any = None
     entry: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    matches: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -192,8 +213,8 @@ class Variants(Mapping[str, Variant]):
         return [v.name for v in self.of_family(*families)] if families else list(self)
 
     def compressed(self) -> list[Variant]:
-        """Variants made by the generic compression rule (pruning and quantization)."""
-        return self.of_family("pruning", "quantization")
+        """Variants made by the generic compression rule (:data:`COMPRESSED_FAMILIES`)."""
+        return self.of_family(*COMPRESSED_FAMILIES)
 
     def lineage(self, name: str) -> list[str]:
         """``name`` and its ancestors, nearest first."""
@@ -221,6 +242,7 @@ class Variants(Mapping[str, Variant]):
                 "method": v.method,
                 "level": v.level,
                 "parent": v.parent,
+                "matches": v.matches,
             }
             for v in self._by_name.values()
         ]
@@ -351,6 +373,46 @@ def _references(config: Mapping[str, Any]) -> list[Variant]:
     ]
 
 
+def control_name(kind: str, model: str) -> str:
+    """The name of ``model``'s matched control of ``kind``: ``noise-match-wanda-0.50``."""
+    return f"{kind}-match-{model}"
+
+
+def _controls(config: Mapping[str, Any], made: list[Variant], problems: list[str]) -> list[Variant]:
+    """One control per (model, kind) of ``controls.models``, parent the model's parent."""
+    by_name = {v.name: v for v in made}
+    wanted = {
+        model: kinds
+        for model, kinds in ((config.get("controls") or {}).get("models") or {}).items()
+        if kinds is not None  # null: a preset removed it
+    }
+    out = []
+    # In the display order of the models they match (unknown names last, for the errors).
+    order = [v.name for v in made if v.name in wanted] + sorted(set(wanted) - set(by_name))
+    for model in order:
+        key = f"config key controls.models.{model}"
+        target = by_name.get(model)
+        if target is None:
+            # A preset that changes a method's levels would otherwise fail on every
+            # control of config.yaml's levels: skipped, and said, at planning.
+            log.warning("%s: %r is not a model of the study; no control for it", key, model)
+            continue
+        if target.parent is None:
+            problems.append(f"{key}: {model!r} has no parent (a control matches a model to it)")
+            continue
+        for kind in wanted[model] or []:
+            if kind not in CONTROL_KINDS:
+                problems.append(
+                    f"{key}: unknown control kind {kind!r} ({', '.join(CONTROL_KINDS)})"
+                )
+                continue
+            name = control_name(kind, model)
+            out.append(
+                Variant(name, "control", kind, None, target.parent, None, key[11:], {}, model)
+            )
+    return out
+
+
 def _check_parents(variants: list[Variant], problems: list[str]) -> None:
     names = {v.name for v in variants}
     for v in variants:
@@ -381,13 +443,14 @@ def build_variants(config: Mapping[str, Any]) -> Variants:
     not a model of the study, a cycle, two variants with one name).
     """
     problems: list[str] = []
-    variants = [
+    made = [
         Variant(BASE, BASE, "none"),
         Variant(TEACHER, "finetuned", "finetune", None, BASE),
         *_students(config, problems),
         *sorted(_compressed(config, problems), key=lambda v: FAMILIES.index(v.family)),
-        *_references(config),
     ]
+    references = _references(config)
+    variants = [*made, *_controls(config, [*made, *references], problems), *references]
     seen: dict[str, str | None] = {}
     for v in variants:
         if v.name in seen:

@@ -25,7 +25,13 @@ from compfair.data.sources import source_problems
 from compfair.intrinsic import benchmark_problems, enabled_benchmarks
 from compfair.plots import figure_specs
 from compfair.scoring import SCORERS
-from compfair.variants import BASE, TEACHER, build_variants, variant_problems
+from compfair.variants import (
+    BASE,
+    COMPRESSED_FAMILIES,
+    TEACHER,
+    build_variants,
+    variant_problems,
+)
 from compfair.worker import warm_up
 
 REPO = Path(workflow.basedir)
@@ -97,12 +103,13 @@ wildcard_constraints:
     tseed="[0-9]+",
     model=VARIANTS.wildcard(),
     student=VARIANTS.wildcard("distillation"),
-    variant=VARIANTS.wildcard("pruning", "quantization"),
+    variant=VARIANTS.wildcard(*COMPRESSED_FAMILIES),
+    control=VARIANTS.wildcard("control"),
     promptset="|".join(re.escape(p) for p in PROMPTSETS),
     reference=VARIANTS.wildcard("reference"),
     modelpath=(
         f"{BASE}|reference/({VARIANTS.wildcard('reference')})"
-        f"|seed-[0-9]+/({VARIANTS.wildcard('finetuned', 'distillation', 'pruning', 'quantization')})"
+        f"|seed-[0-9]+/({VARIANTS.wildcard('finetuned', 'distillation', *COMPRESSED_FAMILIES, 'control')})"
     ),
     split="train|heldout",
     shard="[0-9]+",
@@ -168,6 +175,43 @@ def compress_inputs(wildcards):
     if get_method(VARIANTS[wildcards.variant].method).needs_calibration:
         inputs["tokens"] = f"{RESULTS}/data/tokens/train.safetensors"
     return inputs
+
+
+def control_parent_dir(wildcards):
+    """The folder of the parent of ``{control}`` (its model's parent) for ``{tseed}``."""
+    parent = VARIANTS[wildcards.control].parent
+    return f"{RESULTS}/models/{stored_path(parent, wildcards.tseed)}"
+
+
+def control_model_eval(wildcards):
+    """The evaluation of the model ``{control}`` matches, for ``{tseed}``."""
+    model = VARIANTS[wildcards.control].matches
+    return f"{RESULTS}/eval/{stored_path(model, wildcards.tseed)}.json"
+
+
+def control_parent_eval(wildcards):
+    parent = VARIANTS[wildcards.control].parent
+    return f"{RESULTS}/eval/{stored_path(parent, wildcards.tseed)}.json"
+
+
+def control_kind(wildcards):
+    return VARIANTS[wildcards.control].method
+
+
+def control_matches(wildcards):
+    return VARIANTS[wildcards.control].matches
+
+
+def control_search(wildcards):
+    """The strength search of ``{control}``: its kind's bounds, tolerance, tries and seed."""
+    settings = config["controls"]
+    kind = VARIANTS[wildcards.control].method
+    return {
+        "bounds": settings["bounds"][kind],
+        "tolerance": settings["tolerance"],
+        "max_tries": settings["max_tries"],
+        "seed": int(wildcards.tseed),
+    }
 
 
 def variant_spec(wildcards):

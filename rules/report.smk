@@ -14,6 +14,7 @@ rule aggregate_metrics:
         per_seed=f"{RESULTS}/tables/metrics_per_seed.csv",
         comparisons=f"{RESULTS}/tables/comparisons.csv",
         models=f"{RESULTS}/tables/models.csv",
+        matched_controls=f"{RESULTS}/tables/matched_controls.csv",
     log:
         f"{LOGS}/aggregate_metrics.log",
     conda:

@@ -26,10 +26,7 @@ aggregate_metrics(
     intrinsic_files=paths(p.intrinsic_files),
     item_files=paths(p.item_files),
     variants=p.variants,
-    outputs={
-        name: Path(snakemake.output[name])
-        for name in ("metrics", "per_seed", "comparisons", "models")
-    },
+    outputs={name: Path(path) for name, path in snakemake.output.items()},
     toxicity_threshold=scoring["toxicity_threshold"],
     sentiment_thresholds=(scoring["sentiment_positive"], scoring["sentiment_negative"]),
     quality_thresholds=dict(p.quality_thresholds),

@@ -43,8 +43,9 @@ from compfair.plugins import import_submodules, schema_defaults
 
 log = logging.getLogger(__name__)
 
-#: The families a compression method can belong to (distillation trains, and has its own rule).
-METHOD_FAMILIES = ("pruning", "quantization")
+#: The families a compression method can belong to (distillation trains, and has its own rule);
+#: ``degradation``: a generic loss of quality (weight noise), the stuff of matched controls.
+METHOD_FAMILIES = ("pruning", "quantization", "degradation")
 #: How a method's levels are written: see :mod:`compfair.variants`.
 LEVEL_KINDS = ("fraction", "integer", "n_of_m")
 

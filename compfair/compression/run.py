@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from compfair import io
-from compfair.compression import Context, get_method
+from compfair.compression import CompressionMethod, Context, get_method
 from compfair.io import InputError, PathLike
 from compfair.models import count_parameters, load_model, read_provenance, write_model_folder
 
@@ -92,10 +92,31 @@ def compress_model(
         parent_provenance=read_provenance(parent_dir),
         n_parameters=count_parameters(model),
     )
+    report = save_verified(model, tokenizer, impl, level, report, prov, out_dir, options)
+    log.info("saved %s to %s", variant or method, out_dir)
+    return report
+
+
+def save_verified(
+    model: Any,
+    tokenizer: Any,
+    impl: CompressionMethod,
+    level: Any,
+    report: Mapping[str, Any],
+    prov: Mapping[str, Any],
+    out_dir: PathLike,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Save ``model`` to ``out_dir`` (atomically), reload it and verify it with ``impl``.
+
+    ``out_dir`` then holds the model, ``provenance.json`` (``prov``) and
+    ``compression.json``: ``report`` plus the verification's measurements.
+    A failed verification raises and leaves no ``out_dir``.
+    """
+    options = impl.defaults() if options is None else options
     with io.atomic_dir(out_dir) as tmp:
-        write_model_folder(model, tokenizer, tmp, prov)
+        write_model_folder(model, tokenizer, tmp, dict(prov))
         reloaded, _ = load_model(tmp)
         report = {**report, **impl.verify(reloaded, level, options, report)}
-        io.write_json(Path(tmp) / REPORT_FILE, {"method": method, "level": level, **report})
-    log.info("saved %s to %s", variant or method, out_dir)
+        io.write_json(Path(tmp) / REPORT_FILE, {"method": impl.name, "level": level, **report})
     return report

@@ -6,7 +6,11 @@ prompt set, with its interval); x is, left, its held-out perplexity over the
 parent's (``models.csv``, log scale) and, right, its non-zero parameters over
 the parent's. Methods can be compared at equal quality (a vertical slice of
 the left panel) or equal size (of the right one); a method's levels are
-joined in order of compression.
+joined in order of compression. Matched controls (family ``control``: the
+parent degraded by noise or random pruning to a model's perplexity ratio) are
+grey crosses joined by a dashed curve per kind, ordered by their perplexity
+ratio: what losing that much quality does by itself, the line a model's
+point is read against.
 """
 
 from __future__ import annotations
@@ -101,6 +105,27 @@ def _trajectories(ax: Axes, x: pd.Series, y: pd.Series, styles: Mapping[str, Mod
         )
 
 
+def _control_curves(ax: Axes, x: pd.Series, y: pd.Series, styles: Mapping[str, ModelStyle]) -> None:
+    """A dashed line per control kind through its controls, in order of their x."""
+    kinds: dict[str, list[str]] = {}
+    for model in y.index:
+        style = styles.get(model)
+        if style is not None and style.family == "control" and np.isfinite(x.get(model, np.nan)):
+            kinds.setdefault(style.series, []).append(model)
+    for series, members in kinds.items():
+        members = sorted(members, key=lambda m: x[m])
+        ax.plot(
+            x[members],
+            y[members],
+            "--",
+            color=styles[members[0]].colour,
+            lw=1.2,
+            alpha=0.8,
+            zorder=1,
+            label=f"{series}: degradation alone",
+        )
+
+
 def _points(
     ax: Axes, x: pd.Series, diffs: pd.DataFrame, styles: Mapping[str, ModelStyle]
 ) -> list[str]:
@@ -145,6 +170,7 @@ def _panel(
     if log:
         ax.set_xscale("log")
     _trajectories(ax, x, diffs["diff"], styles)
+    _control_curves(ax, x, diffs["diff"], styles)
     drawn = _points(ax, x, diffs, styles)
     ax.axhline(0.0, color="black", lw=0.8, zorder=0)
     ax.axvline(1.0, color="0.5", lw=0.8, ls="--", zorder=0, label="_same as the parent")

@@ -54,13 +54,18 @@ FAMILY_MARKERS = {
     "distillation": "*",
     "pruning": "o",
     "quantization": "^",
+    "degradation": "d",
+    "control": "X",
     "reference": "h",
 }
+#: Colours of the matched controls, by kind: neutral, so they read as a baseline.
+CONTROL_COLOURS = {"noise": "#7f7f7f", "random": "#a68a00"}
 #: Families whose models have levels, with how their level axis reads:
 #: (axis label, whether a *smaller* level is *more* compression).
 LEVEL_FAMILIES = {
     "pruning": ("pruning level (share of weights, heads, channels or layers removed)", False),
     "quantization": ("bits per weight", True),
+    "degradation": ("noise scale (x each matrix's RMS)", False),
     "distillation": ("share of the teacher's layers kept", True),
 }
 
@@ -128,8 +133,11 @@ def level_number(level: object) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def series_of(model: str, method: str | None, level: str | None) -> str:
-    """The series a model belongs to: its name without ``-<level>`` (else the name)."""
+def series_of(model: str, method: str | None, level: str | None, family: str = "") -> str:
+    """The series a model belongs to: its name without ``-<level>`` (else the name); every
+    matched control of one kind is one series (``noise controls``)."""
+    if family == "control":
+        return f"{method} controls"
     if level and model.endswith(f"-{level}") and len(model) > len(level) + 1:
         return model[: -len(level) - 1]
     return model
@@ -200,8 +208,10 @@ def model_styles(tables: Tables) -> dict[str, ModelStyle]:
     records = _model_records(tables)
     records["family"] = records["family"].fillna("reference")
     records["series"] = [
-        series_of(m, me, lv)
-        for m, me, lv in zip(records["model"], records["method"], records["level"], strict=True)
+        series_of(m, me, lv, fam)
+        for m, me, lv, fam in zip(
+            records["model"], records["method"], records["level"], records["family"], strict=True
+        )
     ]
     colours: dict[str, str] = {}
     for family, series in zip(records["family"], records["series"], strict=True):
@@ -210,8 +220,11 @@ def model_styles(tables: Tables) -> dict[str, ModelStyle]:
                 colours[series] = BASE_COLOUR
             elif family == "finetuned":
                 colours[series] = TEACHER_COLOUR
+            elif family == "control":
+                colours[series] = CONTROL_COLOURS.get(series.split()[0], "#999999")
             else:
-                n = sum(c not in (BASE_COLOUR, TEACHER_COLOUR) for c in colours.values())
+                fixed = (BASE_COLOUR, TEACHER_COLOUR, *CONTROL_COLOURS.values())
+                n = sum(c not in fixed for c in colours.values())
                 colours[series] = SERIES_COLOURS[n % len(SERIES_COLOURS)]
     shades: dict[str, float] = {}
     for _, part in records.groupby("series", sort=False):

@@ -179,6 +179,13 @@ def test_consistency_checks_name_the_key(tmp_path: Path) -> None:
 def test_a_preset_removes_entries_of_the_default_with_null() -> None:
     config = merged("config.yaml", "presets/smoke.yaml")
     assert config["compression"]["wanda"] is None
-    assert drop_removed(config) == ["compression.wanda", "compression.wanda_nm", "compression.rtn"]
+    assert drop_removed(config) == [
+        "compression.wanda",
+        "compression.wanda_nm",
+        "compression.rtn",
+        *(f"controls.models.{m}" for m in ("wanda-0.50", "wanda_nm-2of4", "rtn-4")),
+        *(f"controls.models.{m}" for m in ("kd-0.90", "nokd-0.90")),
+    ]
+    assert config["controls"]["models"] == {"magnitude-0.50": ["noise", "random"]}
     assert sorted(config["prompts"]) == ["bold", "rtp"]
     assert sorted(config["compression"]) == ["magnitude", "random"]

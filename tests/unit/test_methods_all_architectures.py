@@ -39,6 +39,7 @@ METHODS = [
     ("magnitude_nm", "2:4", {}),
     ("wanda_nm", "2:4", {}),
     ("sparsegpt_nm", "4:8", {}),
+    ("noise", 0.1, {}),
 ]
 
 
@@ -240,7 +241,13 @@ def _check_compressed(reloaded: nn.Module, original: nn.Module, method: str, rep
             assert torch.equal(new[name], tensor), name
     matrices = [weight_out_in(m) for _, m in compressible_matrices(reloaded)]
     zeros = sum(int((w == 0).sum()) for w in matrices) / sum(w.numel() for w in matrices)
-    if method == "gptq":
+    if method == "noise":
+        assert zeros == 0 and report["verified_matrices"] == len(matrices)
+        for reloaded_w, (_, m) in zip(matrices, compressible_matrices(original), strict=True):
+            before = weight_out_in(m).double()
+            rms = float((reloaded_w.double() - before).pow(2).mean().sqrt())
+            assert rms / float(before.pow(2).mean().sqrt()) == pytest.approx(0.1, rel=1e-3)
+    elif method == "gptq":
         assert report["max_distinct_per_group_after_reload"] <= 16
         assert report["mean"]["output_rel"] < report["mean"]["rtn_output_rel"]
         assert all(len(torch.unique(w[0, :16])) <= 16 for w in matrices)

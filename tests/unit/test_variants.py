@@ -88,15 +88,20 @@ def test_the_default_study() -> None:
     assert list(variants) == [
         "base",
         "teacher",
-        "kd-0.50",
-        "nokd-0.50",
+        "kd-0.90",
+        "nokd-0.90",
         "magnitude-0.10",
         "magnitude-0.50",
-        "random-0.10",
         "wanda-0.50",
         "wanda_nm-2of4",
         "rtn-4",
         "rtn-8",
+        "noise-match-kd-0.90",
+        "noise-match-nokd-0.90",
+        "noise-match-magnitude-0.50",
+        "noise-match-wanda-0.50",
+        "noise-match-wanda_nm-2of4",
+        "noise-match-rtn-4",
     ]
     assert variants["base"].parent is None and variants["teacher"].parent == "base"
     for v in variants.values():
@@ -104,8 +109,9 @@ def test_the_default_study() -> None:
             assert v.parent == "teacher", v.name
     assert variants["rtn-4"].family == "quantization" and variants["rtn-4"].value == 4
     assert variants["wanda_nm-2of4"].value == "2:4"
-    assert (variants["random-0.10"].family, variants["random-0.10"].method) == ("pruning", "random")
-    assert variants["kd-0.50"].family == "distillation" and variants["kd-0.50"].level == "0.50"
+    control = variants["noise-match-wanda-0.50"]
+    assert (control.family, control.method, control.matches) == ("control", "noise", "wanda-0.50")
+    assert variants["kd-0.90"].family == "distillation" and variants["kd-0.90"].level == "0.90"
     pattern = re.compile(f"^(?:{variants.wildcard('pruning')})$")
     assert pattern.match("magnitude-0.50") and not pattern.match("magnitude-0x50")
     assert not pattern.match("teacher") and not pattern.match("kd-0.50")

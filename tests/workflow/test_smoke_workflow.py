@@ -56,7 +56,42 @@ def model_dir(model: str) -> str:
 
 
 def test_the_smoke_study_has_every_family() -> None:
-    assert MODELS == ["base", "teacher", "kd-0.50", "magnitude-0.50", "random-0.50"]
+    assert MODELS == [
+        "base",
+        "teacher",
+        "kd-0.50",
+        "magnitude-0.50",
+        "random-0.50",
+        "noise-match-magnitude-0.50",
+        "random-match-magnitude-0.50",
+    ]
+
+
+def _check_controls(workdir: Path, controls: list[str]) -> None:
+    """Each control's perplexity ratio is within the tolerance of its model's, and
+    matched_controls.csv has a row for every metric with per-prompt or per-item values
+    (every row the model has in comparisons.csv) for every (model, control)."""
+    models = read(workdir / R / "tables/models.csv").set_index("model")
+    comp = read(workdir / R / "tables/comparisons.csv")
+    matched = read(workdir / R / "tables/matched_controls.csv")
+    keys = ["promptset", "group", "metric"]
+    for control in controls:
+        model = models.loc[control, "matches"]
+        ratio, theirs = (
+            models.loc[model, "perplexity_ratio"],
+            models.loc[control, "perplexity_ratio"],
+        )
+        assert abs(theirs / ratio - 1) <= 0.05, (control, ratio, theirs)
+        rows = matched[(matched["model"] == model) & (matched["control"] == control)]
+        assert rows["perplexity_ratio"].iloc[0] == pytest.approx(ratio)
+        assert rows["control_perplexity_ratio"].iloc[0] == pytest.approx(theirs)
+        expected = comp.loc[comp["model"] == model, keys].itertuples(index=False)
+        assert set(rows[keys].itertuples(index=False)) == set(expected), control
+        assert {*TOXICITY, "crows_pairs_stereo_share", "stereoset_ss"} <= set(rows["metric"])
+
+
+def test_matched_controls_reach_their_models_quality(smoke_run: Path) -> None:
+    _check_controls(smoke_run, VARIANTS.names("control"))
 
 
 def test_every_expected_file_exists(smoke_run: Path) -> None:
@@ -289,6 +324,7 @@ def test_a_new_method_is_one_file_and_a_config_entry(smoke_copy: Path) -> None:
         {
             "plugins": [str(smoke_copy / "throwaway.py")],
             "compression": {"throwaway": {"levels": [0.25]}},
+            "controls": {"models": {"throwaway-0.25": ["noise"]}},
         },
     )
     snakemake(smoke_copy, "--configfile", SMOKE, str(extra))
@@ -298,6 +334,7 @@ def test_a_new_method_is_one_file_and_a_config_entry(smoke_copy: Path) -> None:
     assert set(rows["method"]) == {"throwaway"} and set(rows["family"]) == {"pruning"}
     assert rows.loc[rows["metric"] == "sparsity", "value"].item() == pytest.approx(0.25, abs=0.005)
     assert set(comp.loc[comp["model"] == "throwaway-0.25", "parent"]) == {"teacher"}
+    _check_controls(smoke_copy, ["noise-match-throwaway-0.25"])
     assert {*TOXICITY} <= set(comp.loc[comp["model"] == "throwaway-0.25", "metric"])
 
 

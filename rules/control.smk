@@ -1,0 +1,39 @@
+# Quality-matched controls (config key controls): the parent of a model degraded by a
+# generic method (noise, random pruning) until its held-out perplexity ratio to the
+# parent equals the model's; then a model of the study like any other.
+
+
+rule match_control:
+    input:
+        parent=control_parent_dir,
+        model_eval=control_model_eval,
+        parent_eval=control_parent_eval,
+        tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
+    output:
+        directory(f"{RESULTS}/models/seed-{{tseed}}/{{control}}"),
+    log:
+        f"{LOGS}/match_control/seed-{{tseed}}/{{control}}.log",
+    benchmark:
+        f"{BENCH}/match_control/seed-{{tseed}}/{{control}}.tsv"
+    priority: 5
+    conda:
+        "../envs/compress.yaml"
+    threads: THREADS["model"]
+    resources:
+        gpu=1,
+        mem_mb=grow_mem(6000),
+        runtime=120,
+    params:
+        kind=control_kind,
+        matches=control_matches,
+        evaluation=canonical(
+            {
+                k: config["evaluation"][k]
+                for k in ("seq_len", "max_tokens", "batch_size")
+            }
+        ),
+        search=control_search,
+        plugins=config["plugins"],
+        torch_threads=THREADS["model"],
+    script:
+        "../workflow_scripts/match_control.py"
