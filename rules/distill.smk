@@ -22,7 +22,7 @@ rule distill_student:
         mem_mb=grow_mem(8000),
         runtime=120,
     params:
-        spec=variant_spec,
+        spec=student_spec,
         train=canonical(config["student"]),
         seed=tseed_int,
         checkpoint_dir=checkpoint_dir("student"),

@@ -26,5 +26,7 @@ distill(
     checkpoint_dir=checkpoints,
     keep=spec["level"],
     use_kd=spec["method"] == "kd",
+    layer_selection=spec.get("layer_selection", "even"),  # in the spec only when not even
+    calibration=spec.get("calibration"),
 )
 remove_checkpoints(checkpoints)

@@ -13,16 +13,21 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
+from compfair import io
+from compfair.compression.run import calibration_windows
 from compfair.distill import (
+    block_influence,
+    choose_student_layers,
     distill,
     distillation_loss,
     hidden_cosine_loss,
+    influential_layers,
     init_student_from_teacher,
     student_layers,
 )
 from compfair.io import InputError
-from compfair.models import decoder_blocks
-from compfair.training import TrainConfig
+from compfair.models import decoder_blocks, load_model, save_model
+from compfair.training import TrainConfig, load_tokens
 
 Factory = Callable[..., nn.Module]
 
@@ -250,3 +255,131 @@ def test_cosine_term_joins_the_loss_when_switched_on(tiny_gpt2_dir: Path, tmp_pa
         assert r["loss"] == pytest.approx(
             0.5 * r["kd_loss"] + 0.5 * r["lm_loss"] + 0.3 * r["cos_loss"], rel=1e-5
         )
+
+
+# --------------------------------------------------------------- layer selection
+#
+# A block whose attention and MLP output matrices (and biases) are zero passes
+# its input through unchanged (h + 0 + 0): its Block Influence is 0.
+
+CALIBRATION = torch.randint(0, 100, (4, 8), generator=torch.Generator().manual_seed(2))
+
+
+def _pass_through(model: nn.Module, layer: int) -> None:
+    """Zero the attention-output and MLP-output matrices (and biases) of block ``layer``."""
+    block = decoder_blocks(model)[layer]
+    if hasattr(block, "attn"):  # GPT-2: Conv1D with biases
+        outputs = [block.attn.c_proj, block.mlp.c_proj]
+    else:  # Llama: nn.Linear without biases
+        outputs = [block.self_attn.o_proj, block.mlp.down_proj]
+    with torch.no_grad():
+        for module in outputs:
+            module.weight.zero_()
+            if module.bias is not None:
+                module.bias.zero_()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_block_influence_drops_the_pass_through_layer(
+    arch: str, gpt2_factory: Factory, llama_factory: Factory
+) -> None:
+    teacher = (gpt2_factory if arch == "gpt2" else llama_factory)(n_layer=5, seed=3)
+    _pass_through(teacher, 1)
+    influence = block_influence(teacher, CALIBRATION)
+    assert len(influence) == 5
+    assert influence[1] == pytest.approx(0.0, abs=1e-12)
+    assert all(s > 1e-4 for i, s in enumerate(influence) if i != 1)
+    layers, record = choose_student_layers(teacher, 0.8, "block_influence", CALIBRATION)
+    assert layers == [0, 2, 3, 4]  # k = round(0.8 x 5) = 4: exactly the identity goes
+    assert record == {"layer_selection": "block_influence", "layer_influence": influence}
+    # the even spread of the same share drops layer 2 instead
+    assert choose_student_layers(teacher, 0.8)[0] == [0, 1, 3, 4]
+
+
+def test_block_influence_keeps_first_and_last_even_when_least_influential(
+    llama_factory: Factory,
+) -> None:
+    teacher = llama_factory(n_layer=5, seed=4)
+    for layer in (0, 4):
+        _pass_through(teacher, layer)
+    influence = block_influence(teacher, CALIBRATION)
+    assert influence[0] == pytest.approx(0.0, abs=1e-12)
+    assert influence[4] == pytest.approx(0.0, abs=1e-12)
+    weakest_middle = min(range(1, 4), key=lambda i: influence[i])
+    layers, _ = choose_student_layers(teacher, 0.8, "block_influence", CALIBRATION)
+    assert layers == [i for i in range(5) if i != weakest_middle]
+    assert 0 in layers and 4 in layers
+
+
+@pytest.mark.parametrize(
+    "influence, keep, expected",
+    [
+        ([0.0, 0.5, 0.3, 0.9, 0.0], 0.8, [0, 1, 3, 4]),  # ends kept at influence 0
+        ([0.0, 0.5, 0.3, 0.9, 0.0], 0.6, [0, 3, 4]),
+        ([1.0, 0.2, 0.2, 0.2, 1.0], 0.8, [0, 2, 3, 4]),  # a tie: the earlier layer goes
+        ([1.0, 0.2, 0.2, 0.2, 1.0], 0.6, [0, 3, 4]),
+        ([0.1] * 30, 0.9, [0, *range(4, 30)]),  # 27 of SmolLM2's 30 layers, all tied
+        ([0.3, 0.1], 0.99, [0, 1]),  # round(0.99 x 2) = 2: nothing to drop
+    ],
+)
+def test_influential_layers(influence: list[float], keep: float, expected: list[int]) -> None:
+    assert influential_layers(influence, keep) == expected
+
+
+def test_influential_layers_refuses_a_share_below_first_and_last() -> None:
+    with pytest.raises(InputError, match=r"round\(0.25 x 4 layers\) = 1"):
+        influential_layers([0.1, 0.2, 0.3, 0.4], 0.25)
+
+
+def test_even_selection_is_todays_choice(gpt2_factory: Factory) -> None:
+    teacher = gpt2_factory(n_layer=12)
+    assert choose_student_layers(teacher, 0.5) == ([0, 2, 4, 7, 9, 11], {"layer_selection": "even"})
+    assert choose_student_layers(teacher, 0.5, "even", CALIBRATION)[0] == [0, 2, 4, 7, 9, 11]
+    # a named choice or a list is used as given, whatever the rule; no calibration needed
+    for keep, expected in [("distilgpt2", [0, 2, 4, 7, 9, 11]), ([1, 5, 8], [1, 5, 8])]:
+        for selection in ("even", "block_influence"):
+            layers, record = choose_student_layers(teacher, keep, selection)
+            assert layers == expected and record == {"layer_selection": "as_given"}
+    with pytest.raises(InputError, match="needs calibration sequences"):
+        choose_student_layers(teacher, 0.5, "block_influence")
+    with pytest.raises(InputError, match="'shortgpt': not one of even, block_influence"):
+        choose_student_layers(teacher, 0.5, "shortgpt")
+
+
+def test_block_influence_student_records_its_choice(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    """A distilled student of block 2 removed records the rule, the layers and each influence."""
+    teacher, tokenizer = load_model(tiny_gpt2_dir)
+    _pass_through(teacher, 2)
+    save_model(teacher, tokenizer, tmp_path / "teacher", io.provenance(step="test teacher"))
+    ids = torch.randint(0, 50257, (300,), generator=torch.Generator().manual_seed(0))
+    safetensors.torch.save_file({"input_ids": ids}, str(tmp_path / "train.safetensors"))
+    cfg = TrainConfig(steps=1, batch_size=2, seq_len=8, warmup_steps=0, seed=0)
+    calibration = {"n_sequences": 4, "seq_len": 8}
+    kwargs = {"temperature": 2.0, "alpha_kd": 0.5, "alpha_lm": 0.5, "keep": 0.75}
+    for selection in ("block_influence", "even"):
+        distill(
+            tmp_path / "teacher",
+            tmp_path / "train.safetensors",
+            tmp_path / selection,
+            cfg,
+            checkpoint_dir=tmp_path / f"ckpt-{selection}",
+            layer_selection=selection,
+            calibration=calibration,
+            **kwargs,
+        )
+    prov = json.loads((tmp_path / "block_influence" / "provenance.json").read_text())
+    assert prov["layer_selection"] == "block_influence"
+    assert prov["layers"] == [0, 1, 3] and prov["student_layers"] == 3
+    assert prov["layer_calibration"] == calibration
+    influence = prov["layer_influence"]
+    assert len(influence) == 4 and influence[2] == pytest.approx(0.0, abs=1e-12)
+    assert min(influence[0], influence[1], influence[3]) > 1e-4
+    # the windows the depth method draws with the same seed: the same influences (up to
+    # float32 rounding of the reloaded teacher's forward pass)
+    windows = calibration_windows(load_tokens(tmp_path / "train.safetensors"), 4, 8, 0)
+    assert influence == pytest.approx(block_influence(teacher, windows), rel=1e-5)
+    # the default spread takes its layers as before and records no influence
+    even = json.loads((tmp_path / "even" / "provenance.json").read_text())
+    assert even["layers"] == [0, 2, 3] == student_layers(4, 0.75)
+    assert even["layer_selection"] == "even"
+    assert even["layer_influence"] is None and even["layer_calibration"] is None
