@@ -114,18 +114,19 @@ def make_matched_control(
     folder's ``compression.json`` holds the method's report at the strength
     found, ``matches``, the target and reached ratios and every try.
     """
-    target = perplexity_of(model_eval) / perplexity_of(parent_eval)
+    parent_ppl = perplexity_of(parent_eval)
+    target = perplexity_of(model_eval) / parent_ppl
     model, tokenizer = load_model(parent_dir)
     tokens = load_token_stream(Path(heldout_tokens))
     try:
         found, base = search_control(model, kind, target, tokens, evaluation, search)
     except ValueError as exc:
         raise ValueError(f"matched control {variant} of {matches}: {exc}") from exc
-    if not math.isclose(base, perplexity_of(parent_eval), rel_tol=1e-6):
+    if not math.isclose(base, parent_ppl, rel_tol=1e-6):
         log.warning(
             "the parent's perplexity here (%.6g) differs from its evaluation (%.6g)",
             base,
-            perplexity_of(parent_eval),
+            parent_ppl,
         )
     method = get_method(kind)
     with torch.no_grad():
