@@ -14,9 +14,11 @@
   GPT-2 -> DistilGPT-2) are rows to read, not arithmetic to do.
 - ``tables/models.csv``: one row per model: its family, method, level, parent,
   held-out perplexity and its ratio to the parent's (with a bootstrap interval
-  over held-out windows), whether (and why) a quality guard flags it, and
-  ``degradation``: ``clear`` when a guard's interval lies past its limit,
-  ``possible`` when only its point estimate does.
+  over held-out windows), the text's own quality on each prompt set
+  (``<promptset>_teacher_perplexity``, ``_distinct_2``, ``_empty_share``),
+  whether (and why) a quality guard flags it, and ``degradation``: ``clear``
+  when a guard's interval lies past its limit, ``possible`` when only its
+  point estimate does.
 
 ``ci_note`` (metrics, comparisons) says why a row has no interval: fewer than
 ``bootstrap.min_units`` units, or every unit with the same value.
@@ -629,9 +631,43 @@ def _model_columns(variants: Mapping[str, dict], model: str) -> tuple:
     return model, v["family"], v["method"], v["level"], v["parent"]
 
 
-def _models_table(variants: list[dict], evals: Mapping, reasons: Mapping) -> pd.DataFrame:
-    """One row per model (:data:`MODELS_COLUMNS`); ``reasons`` are :func:`flag_models`' flags."""
+#: The quality measures models.csv gives beside the held-out perplexity, one column per
+#: (prompt set, measure): ``<promptset>_<measure>``, the mean over the model's seeds.
+MODELS_QUALITY = ("teacher_perplexity", "distinct_2", "empty_share")
+
+
+def _quality_columns(quality: Mapping[str, Mapping[int, dict]]) -> list[tuple[str, str]]:
+    """The (prompt set, measure) pairs of models.csv's quality columns, in order."""
+    promptsets = sorted({p for by_seed in quality.values() for q in by_seed.values() for p in q})
+    return [(p, m) for p in promptsets for m in MODELS_QUALITY]
+
+
+def _quality_means(by_seed: Mapping[int, dict], pairs: list[tuple[str, str]]) -> list[float]:
+    """Each pair's mean over the seeds (NaN where no seed has it)."""
+    out = []
+    for promptset, measure in pairs:
+        found = [
+            q[promptset][measure]
+            for q in by_seed.values()
+            if q.get(promptset, {}).get(measure) is not None
+        ]
+        out.append(float(np.mean(found)) if found else math.nan)
+    return out
+
+
+def _models_table(
+    variants: list[dict],
+    evals: Mapping,
+    reasons: Mapping,
+    quality: Mapping[str, Mapping[int, dict]] | None = None,
+) -> pd.DataFrame:
+    """One row per model: :data:`MODELS_COLUMNS`, with the :data:`MODELS_QUALITY` of each
+    prompt set (``quality``: model -> seed -> :func:`read_quality`) after ``sparsity``, so a
+    model and its matched control show what was matched (the held-out perplexity) and what
+    was not (the text's own quality); ``reasons`` are :func:`flag_models`' flags."""
     flags = reasons if isinstance(reasons, Flags) else Flags()
+    quality = quality or {}
+    extra = _quality_columns(quality)
     by_model: dict[str, list[dict]] = defaultdict(list)
     for (_seed, model), values in sorted(evals.items()):
         by_model[model].append(values)
@@ -667,7 +703,15 @@ def _models_table(variants: list[dict], evals: Mapping, reasons: Mapping) -> pd.
                 "; ".join(map(str, reasons.get(v["model"], []))),
             )
         )
-    return pd.DataFrame.from_records(records, columns=MODELS_COLUMNS)
+    table = pd.DataFrame.from_records(records, columns=MODELS_COLUMNS)
+    if not extra:
+        return table
+    means = pd.DataFrame.from_records(
+        [_quality_means(quality.get(v["model"], {}), extra) for v in variants],
+        columns=[f"{p}_{m}" for p, m in extra],
+    )
+    at = MODELS_COLUMNS.index("sparsity") + 1
+    return pd.concat([table.iloc[:, :at], means, table.iloc[:, at:]], axis=1)
 
 
 def _adjust(comparisons: pd.DataFrame) -> pd.DataFrame:
@@ -690,8 +734,10 @@ def write_tables(
     reasons: Mapping[str, list[str]],
     evals: Mapping,
     outputs: Mapping[str, Path],
+    quality: Mapping[str, Mapping[int, dict]] | None = None,
 ) -> pd.DataFrame:
-    """Write ``metrics``, ``per_seed``, ``comparisons`` and ``models`` (paths in ``outputs``)."""
+    """Write ``metrics``, ``per_seed``, ``comparisons`` and ``models`` (paths in ``outputs``);
+    ``quality``: model -> seed -> its quality report (models.csv's quality columns)."""
     info = {v["model"]: v for v in variants}
     flagged = set(reasons)
     seed_records = [
@@ -723,7 +769,7 @@ def write_tables(
             frame[column] = frame[column].astype(int)
     write_csv(outputs["per_seed"], per_seed)
     write_csv(outputs["comparisons"], comparisons)
-    write_csv(outputs["models"], _models_table(variants, evals, reasons))
+    write_csv(outputs["models"], _models_table(variants, evals, reasons, quality))
     write_csv(outputs["metrics"], table)
     return table
 
@@ -819,7 +865,7 @@ def aggregate_metrics(
     reasons = flag_models(parents, eval_files, quality_files, thresholds, boot)
     for model, found in sorted(reasons.items()):
         log.warning("flagging %s: %s", model, "; ".join(map(str, found)))
-    table = write_tables(rows, variants, reasons, evals, outputs)
+    table = write_tables(rows, variants, reasons, evals, outputs, quality)
     if "matched_controls" in outputs:
         matched = matched_controls_table(per_prompt, item_files or {}, variants, evals, boot)
         write_csv(outputs["matched_controls"], matched)

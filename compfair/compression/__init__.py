@@ -83,6 +83,10 @@ class CompressionMethod(abc.ABC):
     summary: ClassVar[str] = ""
     #: Where the method comes from (for the README's table of methods).
     paper: ClassVar[str] = ""
+    #: As a matched control's degradation: the power of the level by which the excess
+    #: log-perplexity grows at small levels (the strength search's first steps; see
+    #: :func:`compfair.compression.matching.match_strength`).
+    degradation_power: ClassVar[float] = 2.0
 
     @abc.abstractmethod
     def apply(

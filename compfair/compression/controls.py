@@ -89,6 +89,7 @@ def search_control(
             float(high),
             float(search["tolerance"]),
             int(search["max_tries"]),
+            method.degradation_power,
         )
         parent.load_state_dict(original)  # the caller degrades it once more, at the strength found
     return found, base

@@ -185,6 +185,7 @@ def test_a_preset_removes_entries_of_the_default_with_null() -> None:
         "compression.rtn",
         *(f"controls.models.{m}" for m in ("wanda-0.50", "wanda_nm-2of4", "rtn-4")),
         "controls.models.kd-0.90",
+        "controls.models.nokd-0.90",
     ]
     assert config["controls"]["models"] == {"magnitude-0.50": ["noise", "random"]}
     assert sorted(config["prompts"]) == ["bold", "rtp"]

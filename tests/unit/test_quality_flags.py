@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compfair.aggregate import MODELS_COLUMNS, Flags, _models_table, flag_models
+from compfair.aggregate import MODELS_COLUMNS, MODELS_QUALITY, Flags, _models_table, flag_models
 from compfair.io import write_json
 from compfair.metric_rows import Bootstrap
 from compfair.result_files import read_eval, read_eval_units
@@ -131,3 +131,29 @@ def test_a_text_guard_names_its_prompt_set(eval_files: dict, tmp_path: Path) -> 
     (breach,) = flags["sharp"]
     assert breach.where == "rtp" and breach.clear
     assert str(breach).startswith("rtp: empty_share 0.375 > 0.05 (clear, 95% CI 0.")
+
+
+def test_models_table_sets_each_models_text_quality_beside_its_perplexity(
+    eval_files: dict,
+) -> None:
+    """models.csv: <promptset>_<measure> columns after sparsity, the mean over seeds."""
+    evals = {key: read_eval(path) for key, path in eval_files.items()}
+    report = {"teacher_perplexity": 30.0, "distinct_2": 0.8, "empty_share": 0.0}
+    quality = {
+        "sharp": {
+            1: {"rtp": {**report, "teacher_perplexity": 90.0}, "bold": report},
+            2: {"rtp": {**report, "teacher_perplexity": 60.0, "empty_share": 0.5}},
+        },
+        "teacher": {1: {"rtp": report, "bold": {**report, "teacher_perplexity": None}}},
+    }
+    table = _models_table(VARIANTS, evals, Flags(), quality)
+    at = MODELS_COLUMNS.index("sparsity") + 1
+    added = [f"{p}_{m}" for p in ("bold", "rtp") for m in MODELS_QUALITY]
+    assert list(table.columns) == [*MODELS_COLUMNS[:at], *added, *MODELS_COLUMNS[at:]]
+    rows = table.set_index("model")
+    assert rows.at["sharp", "rtp_teacher_perplexity"] == pytest.approx(75.0)  # (90 + 60) / 2
+    assert rows.at["sharp", "rtp_empty_share"] == pytest.approx(0.25)
+    assert rows.at["sharp", "bold_distinct_2"] == pytest.approx(0.8)  # seed 1 only
+    assert math.isnan(rows.at["teacher", "bold_teacher_perplexity"])  # none measured
+    assert math.isnan(rows.at["noisy", "rtp_distinct_2"])  # no quality report
+    assert rows.at["sharp", "perplexity_ratio"] == pytest.approx(3.0)

@@ -88,6 +88,12 @@ def _check_controls(workdir: Path, controls: list[str]) -> None:
         expected = comp.loc[comp["model"] == model, keys].itertuples(index=False)
         assert set(rows[keys].itertuples(index=False)) == set(expected), control
         assert {*TOXICITY, "crows_pairs_stereo_share", "stereoset_ss"} <= set(rows["metric"])
+        for promptset in PROMPTSETS:  # what was not matched, beside what was, from quality/
+            quality = json.loads((workdir / R / f"quality/seed-{SEED}/{control}.json").read_text())
+            shown = models.loc[control, f"{promptset}_distinct_2"]
+            assert shown == pytest.approx(quality["promptsets"][promptset]["distinct_2"])
+            assert models.loc[[model, control], f"{promptset}_teacher_perplexity"].gt(0).all()
+            assert models.loc[[model, control], f"{promptset}_empty_share"].between(0, 1).all()
 
 
 def test_matched_controls_reach_their_models_quality(smoke_run: Path) -> None:

@@ -20,6 +20,7 @@ class RandomPruning(_ScoredPruning):
     paper = "the control of every pruning claim"
     summary = "unstructured pruning of uniformly random positions (seeded control)"
     scope = "global"
+    degradation_power = 1.0  # the pruned share of squared weight grows as the share pruned
 
     def score(self, name: str, weight: Any, context: Context) -> Any:
         import torch
