@@ -92,7 +92,9 @@ def test_match_strength_needs_few_tries_on_a_noise_like_curve() -> None:
 
 
 def test_match_strength_says_when_the_bounds_cannot_reach_the_target() -> None:
-    with pytest.raises(ValueError, match=r"within strengths \[0.1, 0.5\].*lowest strength 0.1 gives 1.35"):
+    with pytest.raises(
+        ValueError, match=r"within strengths \[0.1, 0.5\].*lowest strength 0.1 gives 1.35"
+    ):
         match_strength(lambda s: math.exp(3 * s), 1.05, 0.1, 0.5)
     with pytest.raises(ValueError, match=r"ratio of 20 .*highest strength 0.5 gives 4.48"):
         match_strength(lambda s: math.exp(3 * s), 20.0, 0.1, 0.5)
