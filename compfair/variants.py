@@ -274,21 +274,11 @@ def _students(config: Mapping[str, Any], problems: list[str]) -> list[Variant]:
 
 
 def _method_options(method: Any, entry: str, options: Any, problems: list[str]) -> dict:
-    import jsonschema  # light, but only needed here
+    from compfair.plugins import option_problems
 
     options = dict(options or {})
-    schema = {"type": "object", "additionalProperties": False, **method.options_schema}
-    validator = jsonschema.Draft202012Validator(schema)
-    for err in sorted(validator.iter_errors(options), key=lambda e: list(map(str, e.path))):
-        where = ".".join(str(p) for p in err.absolute_path)
-        key = f"compression.{entry}.options" + (f".{where}" if where else "")
-        if err.validator == "additionalProperties":
-            known = ", ".join(sorted(schema.get("properties", {}))) or "none"
-            problems.append(
-                f"config key {key}: {err.message} (method {method.name!r} takes: {known})"
-            )
-        else:
-            problems.append(f"config key {key}: {err.message}")
+    key = f"compression.{entry}.options"
+    problems += option_problems(method.options_schema, options, key, f"method {method.name!r}")
     return {**method.defaults(), **options}
 
 

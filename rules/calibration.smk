@@ -5,6 +5,8 @@
 
 
 rule calibrate_scorer:
+    input:
+        plugins=SCORER_PLUGINS,
     output:
         table=f"{RESULTS}/tables/scorer_calibration.csv",
         threshold=f"{RESULTS}/tables/scorer_threshold.json",
@@ -32,6 +34,7 @@ rule calibrate_scorer:
 rule audit_scorer:
     input:
         prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
+        plugins=SCORER_PLUGINS,
     output:
         table=f"{RESULTS}/tables/scorer_audit.csv",
         spread=f"{RESULTS}/tables/scorer_audit_spread.csv",

@@ -13,7 +13,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from compfair.compression import get_method, load_plugins
+from compfair.compression import get_method
 from compfair.config import (
     canonical,
     config_errors,
@@ -21,9 +21,10 @@ from compfair.config import (
     missing_paths,
     unknown_names,
 )
-from compfair.data.sources import source_problems
-from compfair.intrinsic import benchmark_problems, enabled_benchmarks
+from compfair.data.sources import get_source, source_problems
+from compfair.intrinsic import benchmark_problems, enabled_benchmarks, get_benchmark
 from compfair.plots import figure_specs
+from compfair.plugins import load_plugins, plugin_file_of
 from compfair.scoring import SCORERS
 from compfair.variants import (
     BASE,
@@ -58,6 +59,15 @@ _problems = (
 )
 if _problems:
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(_problems))
+
+
+def plugin_files(*entries):
+    """The plug-in files (config key plugins) that define these registry entries: inputs of
+    the jobs that use them, so that editing a plug-in reruns exactly those jobs."""
+    return sorted({f for e in entries if (f := plugin_file_of(e)) is not None})
+
+
+SCORER_PLUGINS = plugin_files(SCORERS[config["scoring"]["toxicity_scorer"]])
 
 # ---- where a study writes --------------------------------------------------
 
@@ -171,8 +181,9 @@ def parent_dir(wildcards):
 
 def compress_inputs(wildcards):
     """The parent folder and, for a method that needs it, the calibration tokens."""
-    inputs = {"parent": parent_dir(wildcards)}
-    if get_method(VARIANTS[wildcards.variant].method).needs_calibration:
+    method = get_method(VARIANTS[wildcards.variant].method)
+    inputs = {"parent": parent_dir(wildcards), "plugins": plugin_files(method)}
+    if method.needs_calibration:
         inputs["tokens"] = f"{RESULTS}/data/tokens/train.safetensors"
     return inputs
 
@@ -196,6 +207,10 @@ def control_parent_eval(wildcards):
 
 def control_kind(wildcards):
     return VARIANTS[wildcards.control].method
+
+
+def control_plugins(wildcards):
+    return plugin_files(get_method(control_kind(wildcards)))
 
 
 def control_matches(wildcards):
@@ -247,6 +262,10 @@ def reference_spec(wildcards):
 
 def reference_key(wildcards):
     return f"references.{wildcards.reference}"
+
+
+def promptset_plugins(wildcards):
+    return plugin_files(get_source(config["prompts"][wildcards.promptset]["source"]))
 
 
 def promptset_spec(wildcards):
@@ -345,6 +364,11 @@ def promptset_generations(wildcards):
 
 # ---- everything the tables need ------------------------------------------
 
+# The keys of the held-out evaluation (evaluate_model, match_control): the quality job's
+# evaluation keys (teacher_prompts, text_batch_size) are not among them.
+HELDOUT_EVALUATION = canonical(
+    {k: config["evaluation"][k] for k in ("seq_len", "max_tokens", "batch_size")}
+)
 INTRINSIC_SPECS = canonical(enabled_benchmarks(config))
 INTRINSIC = bool(INTRINSIC_SPECS)
 # evaluate_model's intrinsic-bias outputs and settings (none when no benchmark runs)
@@ -353,9 +377,9 @@ INTRINSIC_PATTERNS = {
     "per_item": f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
 }
 INTRINSIC_OUTPUTS = INTRINSIC_PATTERNS if INTRINSIC else {}
+INTRINSIC_PLUGINS = plugin_files(*(get_benchmark(name) for name in INTRINSIC_SPECS))
 INTRINSIC_PARAMS = {
     "specs": INTRINSIC_SPECS,
-    "plugins": config["plugins"],
     "batch_size": config["intrinsic"]["batch_size"],
     "bootstrap": {k: v for k, v in config["bootstrap"].items() if k != "seed"},
     "seed": config["seed"],

@@ -24,7 +24,6 @@ rule compress_model:
         spec=variant_spec,
         seed=tseed_int,
         calibration=canonical(config["calibration"]),
-        plugins=config["plugins"],
         torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/compress_model.py"

@@ -9,6 +9,7 @@ rule match_control:
         model_eval=control_model_eval,
         parent_eval=control_parent_eval,
         tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
+        plugins=control_plugins,
     output:
         directory(f"{RESULTS}/models/seed-{{tseed}}/{{control}}"),
     log:
@@ -26,14 +27,8 @@ rule match_control:
     params:
         kind=control_kind,
         matches=control_matches,
-        evaluation=canonical(
-            {
-                k: config["evaluation"][k]
-                for k in ("seq_len", "max_tokens", "batch_size")
-            }
-        ),
+        evaluation=HELDOUT_EVALUATION,
         search=control_search,
-        plugins=config["plugins"],
         torch_threads=THREADS["model"],
     script:
         "../workflow_scripts/match_control.py"

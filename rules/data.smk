@@ -86,6 +86,8 @@ rule tokenize_corpus:
 
 
 checkpoint prepare_prompts:
+    input:
+        plugins=promptset_plugins,
     output:
         f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
     log:
@@ -98,6 +100,5 @@ checkpoint prepare_prompts:
     params:
         spec=promptset_spec,
         seed=config["seed"],
-        plugins=config["plugins"],
     script:
         "../workflow_scripts/prepare_prompts.py"

@@ -67,6 +67,7 @@ rule plot_figures:
         calibration=f"{RESULTS}/tables/scorer_calibration.csv",
         audit=f"{RESULTS}/tables/scorer_audit.csv",
         bias_prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
+        plugins=plugin_files(*(spec.draw for spec in FIGURE_SPECS)),
     output:
         [
             report(path, caption=f"../{spec.caption}", category=spec.category)

@@ -11,6 +11,7 @@ rule score_continuations:
     input:
         generations=f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
         prompts=f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
+        plugins=SCORER_PLUGINS,
     output:
         f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.csv",
     log:
@@ -53,6 +54,7 @@ rule evaluate_model:
     input:
         model=f"{RESULTS}/models/{{modelpath}}",
         tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
+        plugins=INTRINSIC_PLUGINS,
     output:
         **INTRINSIC_OUTPUTS,
         eval=f"{RESULTS}/eval/{{modelpath}}.json",
@@ -68,7 +70,7 @@ rule evaluate_model:
         mem_mb=grow_mem(4000),
         runtime=60,
     params:
-        settings=canonical(config["evaluation"]),
+        settings=HELDOUT_EVALUATION,
         intrinsic=INTRINSIC_PARAMS,
         torch_threads=THREADS["model"],
     script:

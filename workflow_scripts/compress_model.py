@@ -4,14 +4,16 @@ from compfair.worker import hand_over
 
 hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
 
+from compfair.plugins import load_job_plugins
+
+load_job_plugins(snakemake)  # the config's plug-in files reach every job (compfair/plugins.py)
+
 from pathlib import Path
 
-from compfair.compression import load_plugins
 from compfair.compression.run import compress_model
 from compfair.io import setup_logging
 
 setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
-load_plugins(snakemake.params.plugins, Path(snakemake.scriptdir).parent)
 spec = snakemake.params.spec
 compress_model(
     Path(snakemake.input.parent),

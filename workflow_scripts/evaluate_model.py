@@ -5,9 +5,12 @@ from compfair.worker import hand_over
 
 hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
 
+from compfair.plugins import load_job_plugins
+
+load_job_plugins(snakemake)  # the config's plug-in files reach every job (compfair/plugins.py)
+
 from pathlib import Path
 
-from compfair.compression import load_plugins
 from compfair.intrinsic import evaluate_intrinsic_bias, resolve_paths
 from compfair.io import setup_logging
 from compfair.perplexity import evaluate_model
@@ -27,7 +30,6 @@ evaluate_model(
 intrinsic = snakemake.params.intrinsic
 if intrinsic["specs"]:
     root = Path(snakemake.scriptdir).parent
-    load_plugins(intrinsic["plugins"], root)  # a plug-in may register a benchmark
     evaluate_intrinsic_bias(
         model_dir,
         Path(snakemake.output.table),

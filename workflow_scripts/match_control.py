@@ -4,14 +4,16 @@ from compfair.worker import hand_over
 
 hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
 
+from compfair.plugins import load_job_plugins
+
+load_job_plugins(snakemake)  # the config's plug-in files reach every job (compfair/plugins.py)
+
 from pathlib import Path
 
-from compfair.compression import load_plugins
 from compfair.compression.controls import make_matched_control
 from compfair.io import setup_logging
 
 setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
-load_plugins(snakemake.params.plugins, Path(snakemake.scriptdir).parent)
 make_matched_control(
     Path(snakemake.input.parent),
     Path(snakemake.output[0]),

@@ -4,16 +4,17 @@ from compfair.worker import hand_over
 
 hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
 
+from compfair.plugins import load_job_plugins
+
+load_job_plugins(snakemake)  # the config's plug-in files reach every job (compfair/plugins.py)
+
 from pathlib import Path
 
-from compfair.compression import load_plugins
 from compfair.data import prepare_prompts
 from compfair.io import setup_logging
 
 setup_logging(snakemake.log[0])
 repo_root = Path(snakemake.scriptdir).parent
-# A prompt source may come from a plug-in file: this job is a fresh process.
-load_plugins(snakemake.params.plugins, repo_root)
 prepare_prompts(
     snakemake.wildcards.promptset,
     snakemake.params.spec,

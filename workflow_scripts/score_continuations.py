@@ -8,6 +8,10 @@ from compfair.worker import hand_over
 
 hand_over()  # run in the pre-imported worker when one is up (compfair/worker.py)
 
+from compfair.plugins import load_job_plugins
+
+load_job_plugins(snakemake)  # the config's plug-in files reach every job (compfair/plugins.py)
+
 from pathlib import Path
 
 from compfair.io import setup_logging

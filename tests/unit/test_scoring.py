@@ -24,9 +24,9 @@ from transformers import (
     GPT2ForSequenceClassification,
 )
 
-from compfair.compression import load_plugins
 from compfair.io import InputError, write_jsonl
 from compfair.models import gpt2_tokenizer
+from compfair.plugins import load_plugins
 from compfair.scoring import (
     BUILTIN_PACKAGE,
     JIGSAW_LABELS,

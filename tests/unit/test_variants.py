@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compfair.compression import METHODS, load_plugins
+from compfair.compression import METHODS
+from compfair.plugins import load_plugins
 from compfair.variants import (
     VariantError,
     build_variants,
@@ -184,8 +185,16 @@ def test_method_options_are_checked_against_its_schema() -> None:
         _config(compression={"magnitude": {"levels": [0.5], "options": {"tolerence": 1}}})
     )
     assert problems == [
-        "config key compression.magnitude.options: Additional properties are not allowed ('tolerence' was "
-        "unexpected) (method 'magnitude' takes: tolerance)"
+        "config key compression.magnitude.options.tolerence: unknown option of method "
+        "'magnitude' (it takes: tolerance)"
+    ]
+    # the config's strict validator, as for every other plug-in: YAML's 128.0 is no integer
+    problems = variant_problems(
+        _config(compression={"rtn": {"levels": [4], "options": {"group_size": 128.0}}})
+    )
+    assert problems == [
+        "config key compression.rtn.options.group_size: 128.0 is not of type 'integer', 'null' "
+        "(write 128, without a decimal point)"
     ]
     variants = build_variants(_config(compression={"magnitude": {"levels": [0.5]}}))
     assert variants["magnitude-0.50"].options == {"tolerance": 0.005}  # the default filled in

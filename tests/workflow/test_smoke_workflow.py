@@ -310,6 +310,15 @@ def test_adding_a_level_reruns_only_what_it_touches(smoke_run: Path) -> None:
     }, proc.stdout[-3000:]
 
 
+def test_a_key_only_the_quality_job_reads_reruns_no_evaluation(smoke_run: Path) -> None:
+    """Jobs get the keys they read: the teacher's text batch reruns the quality guards, not
+    the held-out evaluations or the controls' strength searches."""
+    extra = write_config(smoke_run, "text_batch.yaml", {"evaluation": {"text_batch_size": 7}})
+    jobs = planned_jobs(snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n"))
+    assert jobs.get("assess_quality") == len(MODELS), jobs
+    assert not {"evaluate_model", "match_control", "compress_model"} & set(jobs), jobs
+
+
 THROWAWAY = '''
 """A throwaway method: magnitude pruning of the first half of the matrices only."""
 from compfair.compression import register_method
@@ -321,16 +330,67 @@ class Throwaway(GlobalMagnitude):
     summary = "a method written in a test"
 '''
 
+#: A throwaway scorer, figure and prompt source, in a second plug-in file.
+LETTERS = '''
+"""A scorer (the share of a text's letters that are e, doubled, at most 1), a figure and a
+prompt source (n prompts "Number <i> is")."""
+import matplotlib.pyplot as plt
+import numpy as np
 
-def test_a_new_method_is_one_file_and_a_config_entry(smoke_copy: Path) -> None:
+from compfair.data.sources import PromptSource, register_source
+from compfair.plots import register_figure
+from compfair.scoring import ToxicityScorer, check_probs, register_scorer
+
+
+@register_source("counting")
+class Counting(PromptSource):
+    options_schema = {"properties": {"n": {"type": "integer", "minimum": 1, "default": 5}}}
+
+    def load(self, spec, seed, repo_root, config_key):
+        return [{"prompt_id": f"count-{i:02d}", "text": f"Number {i} is"} for i in range(spec["n"])]
+
+
+def e_share(text):
+    letters = [c for c in text.lower() if c.isalpha()]
+    return min(1.0, 2 * sum(c == "e" for c in letters) / len(letters)) if letters else 0.0
+
+
+@register_scorer("letter_e")
+class LetterE(ToxicityScorer):
+    def score(self, texts):
+        return check_probs(np.array([e_share(t) for t in texts]), len(texts), self.name)
+
+
+@register_figure("perplexity_bars", category="Quality", caption="report/workflow.rst")
+def draw(tables, out_path, options):
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.bar(tables.models["model"], tables.models["perplexity"])
+    return fig
+'''
+
+
+def _e_share(text: str) -> float:
+    letters = [c for c in text.lower() if c.isalpha()]
+    return min(1.0, 2 * sum(c == "e" for c in letters) / len(letters)) if letters else 0.0
+
+
+def test_a_new_method_scorer_figure_and_source_are_each_one_file_and_a_config_entry(
+    smoke_copy: Path,
+) -> None:
+    """Plug-in files of four kinds through every job that looks them up: the method (with a
+    matched control), the toxicity scorer (scoring, calibration, audit), the figure and the
+    prompt source."""
     (smoke_copy / "throwaway.py").write_text(THROWAWAY)
+    (smoke_copy / "letters.py").write_text(LETTERS)
     extra = write_config(
         smoke_copy,
         "throwaway.yaml",
         {
-            "plugins": [str(smoke_copy / "throwaway.py")],
+            "plugins": [str(smoke_copy / "throwaway.py"), str(smoke_copy / "letters.py")],
             "compression": {"throwaway": {"levels": [0.25]}},
             "controls": {"models": {"throwaway-0.25": ["noise"]}},
+            "scoring": {"toxicity_scorer": "letter_e"},
+            "prompts": {"counting": {"source": "counting", "n": 12, "samples": 1}},
         },
     )
     snakemake(smoke_copy, "--configfile", SMOKE, str(extra))
@@ -342,6 +402,47 @@ def test_a_new_method_is_one_file_and_a_config_entry(smoke_copy: Path) -> None:
     assert set(comp.loc[comp["model"] == "throwaway-0.25", "parent"]) == {"teacher"}
     _check_controls(smoke_copy, ["noise-match-throwaway-0.25"])
     assert {*TOXICITY} <= set(comp.loc[comp["model"] == "throwaway-0.25", "metric"])
+    where = f"seed-{SEED}/throwaway-0.25/rtp"
+    gens = pd.read_json(smoke_copy / R / f"generations/{where}.jsonl", lines=True)
+    scores = read(smoke_copy / R / f"scores/{where}.csv").merge(gens, on=["prompt_id", "sample"])
+    scored = scores[~scores["empty"]]
+    assert len(scored) > 0
+    expected = [_e_share(text) for text in scored["continuation"]]
+    assert scored["toxicity"].tolist() == pytest.approx(expected)
+    assert (smoke_copy / R / "figures/perplexity_bars.png").stat().st_size > 5000
+    counted = pd.read_json(smoke_copy / R / "data/prompts/counting.jsonl", lines=True)
+    assert counted["text"].tolist() == [f"Number {i} is" for i in range(12)]
+    emt = comp[(comp["promptset"] == "counting") & (comp["metric"] == "expected_max_toxicity")]
+    assert set(emt["model"]) >= {"throwaway-0.25", "noise-match-throwaway-0.25"}
+    assert (smoke_copy / R / "tables/scorer_audit.csv").is_file()
+
+
+def test_adding_a_plugin_method_reruns_only_its_own_jobs(smoke_run: Path) -> None:
+    """plugins is no job's param: a finished study plans the new model's jobs and the tables."""
+    (smoke_run / "throwaway.py").write_text(THROWAWAY)
+    extra = write_config(
+        smoke_run,
+        "extra_plugin.yaml",
+        {
+            "plugins": [str(smoke_run / "throwaway.py")],
+            "compression": {"throwaway": {"levels": [0.25]}},
+        },
+    )
+    proc = snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n")
+    n = len(PROMPTSETS)
+    assert planned_jobs(proc) == {
+        "compress_model": 1,
+        "generate_continuations": n,
+        "gather_generations": n,
+        "score_continuations": n,
+        "gather_scores": n,
+        "assess_quality": 1,
+        "evaluate_model": 1,
+        "aggregate_metrics": 1,
+        "plot_figures": 1,
+        "gather_benchmarks": 1,
+        "all": 1,
+    }, proc.stdout[-3000:]
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compfair.data.hub import looks_like_hub_id
-from compfair.plugins import import_submodules, schema_defaults
+from compfair.plugins import import_submodules, option_problems, schema_defaults
 
 #: Keys of a prompt-set entry that the workflow uses and no source sees.
 WORKFLOW_KEYS = ("source", "samples")
@@ -148,27 +148,7 @@ def source_options(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _option_problems(source: type[PromptSource], options: dict[str, Any], key: str) -> list[str]:
     """Unknown, missing and ill-typed options of one entry, each naming ``<key>.<option>``."""
-    # The config's own validator: integers are ints (YAML's 3.0 is not), with its hints.
-    from compfair.config import StrictValidator, _hint
-
-    props = source.options_schema.get("properties", {})
-    takes = ", ".join(sorted(props)) or "no options"
-    problems = [
-        f"config key {key}.{k}: unknown option of source {source.name!r} (it takes: {takes})"
-        for k in sorted(set(options) - set(props))
-    ]
-    problems += [
-        f"config key {key}.{k}: required by source {source.name!r}"
-        for k in source.options_schema.get("required", ())
-        if k not in options
-    ]
-    schema = {"type": "object", "properties": props}
-    for err in sorted(
-        StrictValidator(schema).iter_errors(options), key=lambda e: list(map(str, e.path))
-    ):
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        problems.append(f"config key {key}{where}: {err.message}{_hint(err)}")
-    return problems
+    return option_problems(source.options_schema, options, key, f"source {source.name!r}")
 
 
 _KIND_WORDS = {"file": "a file", "dir": "a folder"}
