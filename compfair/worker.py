@@ -63,9 +63,26 @@ WARM_MODULES = (
     "compfair.aggregate",
     "compfair.scoring",
 )
-# Read at import time by torch, transformers and huggingface_hub (offline mode, cache folders,
-# tokens, devices): a job whose values differ needs a worker of its own.
-IMPORT_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "CUDA_", "TOKENIZERS_")
+# Read at import time by torch, transformers, huggingface_hub and the BLAS libraries (offline
+# mode, cache folders, tokens, devices, thread pools, the hash seed): a job whose values differ
+# needs a worker of its own. Names are prefixes.
+IMPORT_ENV = (
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "TORCH",
+    "PYTORCH_",
+    "CUDA_",
+    "TOKENIZERS_",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "XDG_CACHE_HOME",
+    "HOME",
+    "PYTHONHASHSEED",
+)
+# Device files whose presence means a GPU this process could use (NVIDIA, AMD ROCm).
+GPU_DEVICES = ("/dev/nvidiactl", "/dev/kfd")
 # The child's last log line; compfair.benchmarks reads the peak back from the job's log.
 PEAK_PREFIX = "worker child: peak resident memory "
 _HEADER = struct.Struct("!Q")
@@ -74,29 +91,46 @@ _ACK = b"A"
 _in_child = False
 
 
+def gpu_visible() -> bool:
+    """Whether a GPU may be used here (its driver's device file exists and
+    ``CUDA_VISIBLE_DEVICES`` does not hide every device)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return any(os.path.exists(device) for device in GPU_DEVICES)
+
+
 def enabled() -> bool:
-    """Whether rule scripts hand over to a worker here (see the module docstring)."""
+    """Whether rule scripts hand over to a worker here (see the module docstring).
+
+    Off with a GPU visible: CUDA cannot be used in a process forked after it was
+    initialised, and a model job on a GPU spends its time on the device, not importing.
+    """
     return (
         os.environ.get("COMPFAIR_WORKER", "1") != "0"
         and "COMPFAIR_WORKER_CHILD" not in os.environ
         and sys.platform == "linux"
         and "SLURM_JOB_ID" not in os.environ
         and hasattr(socket, "send_fds")
+        and not gpu_visible()
     )
 
 
-def source_key() -> str:
-    """A hash of this interpreter, of every compfair source file's path, size and mtime, and of
-    the environment variables the worker's imports read once (:data:`IMPORT_ENV`)."""
-    package = Path(__file__).resolve().parent
+def source_key(package: Path | None = None) -> str:
+    """A hash of this interpreter, of the package's real location and of every file under it
+    (source and data: path, size and mtime), and of the environment variables the worker's
+    imports read once (:data:`IMPORT_ENV`). Two copies of one commit, made with ``cp -a`` or
+    extracted twice, have different keys: they live in different folders."""
+    package = (package or Path(__file__).parent).resolve()
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(sys.executable.encode())
+    digest.update(f"{sys.executable};{package};".encode())
     for name in sorted(os.environ):
         if name.startswith(IMPORT_ENV):
             digest.update(f"{name}={os.environ[name]};".encode())
-    for path in sorted(package.rglob("*.py")):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            stat = path.stat()
+            relative = path.relative_to(package)
+            digest.update(f"{relative}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return digest.hexdigest()
 
 
@@ -258,6 +292,10 @@ def serve(path: Path, idle_s: float = IDLE_S, warm: Sequence[str] = WARM_MODULES
             except TimeoutError:
                 continue
             last = time.monotonic()
+            if _cuda_initialised():  # a forked child could not use CUDA: jobs run themselves
+                conn.close()
+                print("compfair worker: CUDA is initialised here; stopping", file=sys.stderr)
+                break
             pid = os.fork()
             if pid == 0:
                 server.close()
@@ -267,6 +305,12 @@ def serve(path: Path, idle_s: float = IDLE_S, warm: Sequence[str] = WARM_MODULES
     finally:
         path.unlink(missing_ok=True)
         server.close()
+
+
+def _cuda_initialised() -> bool:
+    """Whether this process has initialised CUDA (an import that touched the device)."""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
 
 
 def _reaped(children: set[int]) -> set[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -241,3 +242,65 @@ def test_the_socket_changes_with_what_the_imports_read_from_the_environment(monk
     offline = worker.source_key()
     monkeypatch.setenv("SOME_JOB_VARIABLE", "x")  # not read at import: the same worker
     assert offline != plain and worker.source_key() == offline
+
+
+def test_two_copies_of_one_commit_have_workers_of_their_own(tmp_path: Path) -> None:
+    """Copies with the same relative paths, sizes and times (cp -a) differ by their folder; a
+    data file of the package (not only its .py files) changes the key too."""
+    package = Path(worker.__file__).resolve().parent
+    ignore = shutil.ignore_patterns("__pycache__")
+    first = shutil.copytree(package, tmp_path / "a" / "compfair", ignore=ignore)
+    second = shutil.copytree(package, tmp_path / "b" / "compfair", ignore=ignore)
+    assert worker.source_key(first) == worker.source_key(first)
+    assert worker.source_key(first) != worker.source_key(second)
+    before = worker.source_key(first)
+    templates = first / "resources" / "audit_templates.txt"
+    stat = templates.stat()
+    os.utime(templates, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert worker.source_key(first) != before
+
+
+@pytest.mark.parametrize("name", ["OMP_NUM_THREADS", "MKL_CBWR", "HOME", "PYTHONHASHSEED"])
+def test_the_socket_changes_with_the_thread_pools_home_and_hash_seed(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, "1")
+    one = worker.source_key()
+    monkeypatch.setenv(name, "2")
+    assert worker.source_key() != one
+
+
+def test_workers_are_off_where_a_gpu_is_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(worker, "GPU_DEVICES", (str(Path(worker.__file__)),))  # exists
+    assert worker.gpu_visible() and not worker.enabled()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # every device hidden
+    assert not worker.gpu_visible()
+    monkeypatch.setattr(worker, "GPU_DEVICES", ("/nonexistent/nvidiactl",))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert not worker.gpu_visible()
+    assert worker.enabled() == hasattr(__import__("socket"), "send_fds")
+
+
+def test_a_worker_with_cuda_initialised_stops_and_the_job_runs_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CUDA cannot be used after a fork: a worker whose imports initialised it takes no job."""
+    monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(tmp_path / "sock"))
+    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    path = worker.socket_path()
+    code = (
+        "import sys, types; from pathlib import Path; import compfair.worker as w; "
+        "w._cuda_initialised = lambda: True; "
+        f"w.serve(Path({str(path)!r}), idle_s=60, warm=())"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    assert _wait(path.exists), "the worker did not start listening"
+    script = _script(tmp_path, "print(os.environ.get('COMPFAIR_WORKER_CHILD', 'own process'))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert proc.wait(timeout=20) == 0
+    assert "CUDA is initialised here; stopping" in proc.stderr.read()
+    assert out.stdout.strip() == "own process"
