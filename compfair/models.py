@@ -87,6 +87,20 @@ def prunable_weights(model: PreTrainedModel) -> list[tuple[str, nn.Parameter]]:
     ]
 
 
+def measure_sparsity(model: nn.Module) -> float:
+    """Share of exact zeros over all compressible matrices together."""
+    zeros = total = 0
+    for _, weight in prunable_weights(model):
+        zeros += int((weight == 0).sum())
+        total += weight.numel()
+    return zeros / total if total else 0.0
+
+
+def per_matrix_sparsity(model: nn.Module) -> dict[str, float]:
+    """Share of exact zeros of each compressible matrix, by parameter name."""
+    return {name: float((w == 0).sum()) / w.numel() for name, w in prunable_weights(model)}
+
+
 def max_positions(model: Any) -> int | None:
     """The longest sequence the model's position embeddings allow (None: no limit known)."""
     config = getattr(model, "config", None)

@@ -24,10 +24,15 @@ from typing import Any
 
 import torch
 
-from compfair.compression.sparsity import measure_sparsity
 from compfair.io import InputError, PathLike, write_json
 from compfair.loglik import token_log_likelihoods
-from compfair.models import count_parameters, load_model, max_positions, prunable_weights
+from compfair.models import (
+    count_parameters,
+    load_model,
+    max_positions,
+    measure_sparsity,
+    prunable_weights,
+)
 
 log = logging.getLogger(__name__)
 

@@ -17,26 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from compfair.models import prunable_weights
+from compfair.models import measure_sparsity, per_matrix_sparsity, prunable_weights
 
 log = logging.getLogger(__name__)
 
 #: ``score(name, weight) -> tensor of weight's shape``; lower scores are pruned first.
 ScoreFn = Callable[[str, nn.Parameter], torch.Tensor]
-
-
-def measure_sparsity(model: nn.Module) -> float:
-    """Share of exact zeros over all compressible matrices together."""
-    zeros = total = 0
-    for _, weight in prunable_weights(model):
-        zeros += int((weight == 0).sum())
-        total += weight.numel()
-    return zeros / total if total else 0.0
-
-
-def per_matrix_sparsity(model: nn.Module) -> dict[str, float]:
-    """Share of exact zeros of each compressible matrix, by parameter name."""
-    return {name: float((w == 0).sum()) / w.numel() for name, w in prunable_weights(model)}
 
 
 def _prune_lowest(

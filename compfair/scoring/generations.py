@@ -52,7 +52,7 @@ def masked_texts(
     Raises :class:`InputError` for a prompt id of the generations that the
     prompt file lacks.
     """
-    from compfair.audit import mask_group_terms
+    from compfair.group_terms import mask_group_terms
 
     groups = _groups_by_prompt(prompts_path)
     if not any(groups.values()):
@@ -88,7 +88,7 @@ def score_generations(
     (with ``prompts_path``, the prompt file the continuations came from, when
     its prompts have groups): the toxicity of the continuation with its
     prompt's group named by "person"/"people"
-    (:func:`compfair.audit.mask_group_terms`), which tells a scorer's
+    (:func:`compfair.group_terms.mask_group_terms`), which tells a scorer's
     reaction to the group's name apart from toxic content. ``regard_*`` (with
     ``regard_model``): that regard classifier's class probabilities.
     Returns the number of rows.

@@ -16,13 +16,11 @@ from compfair.audit import (
     audit_scorer,
     audit_table,
     fill_template,
-    group_forms,
-    indefinite_article,
-    mask_group_terms,
     prompt_groups,
     read_templates,
 )
 from compfair.data import read_bias_csv
+from compfair.group_terms import group_forms, indefinite_article, mask_group_terms
 from compfair.io import InputError, write_jsonl
 from compfair.scoring import SCORERS, ToxicityScorer, register_scorer
 

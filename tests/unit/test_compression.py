@@ -13,9 +13,9 @@ from transformers import AutoModelForCausalLM
 
 from compfair.compression import Context, get_method
 from compfair.compression.run import calibration_windows, compress_model
-from compfair.compression.sparsity import measure_sparsity, prune_by_scores
+from compfair.compression.sparsity import prune_by_scores
 from compfair.io import InputError
-from compfair.models import load_model, prunable_weights
+from compfair.models import load_model, measure_sparsity, prunable_weights
 
 Factory = Callable[..., nn.Module]
 TOLERANCE = {"tolerance": 0.005}

@@ -85,7 +85,7 @@ def check_nm(model: Any, n: int, m: int) -> dict[str, Any]:
     ``groups_with_extra_zeros`` (groups with more than ``n``).
     """
     from compfair.architecture import compressible_matrices, weight_out_in
-    from compfair.compression.sparsity import measure_sparsity
+    from compfair.models import measure_sparsity
 
     check_divisible(model, m)
     n_groups = extra = 0
@@ -124,7 +124,7 @@ class _NmPruning(CompressionMethod):
         raise NotImplementedError
 
     def apply(self, model: Any, level: Any, options: Mapping[str, Any], context: Context) -> dict:
-        from compfair.compression.sparsity import measure_sparsity, per_matrix_sparsity
+        from compfair.models import measure_sparsity, per_matrix_sparsity
 
         n, m = parse_level(level)
         check_divisible(model, m)

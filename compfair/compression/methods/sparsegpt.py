@@ -89,7 +89,7 @@ class SparseGPT(CompressionMethod):
     def apply(self, model: Any, level: Any, options: Mapping[str, Any], context: Context) -> dict:
         from compfair.compression.calibrate import compress_sequentially
         from compfair.compression.obs import BlockMaskRule
-        from compfair.compression.sparsity import measure_sparsity
+        from compfair.models import measure_sparsity
 
         opts = {**self.defaults(), **options}
         sparsity = float(level)

@@ -69,7 +69,7 @@ def need_calibration(context: Context, method: str) -> Any:
 def row_sparsity_report(model: Any, sparsity: float, per_row: Mapping[str, int]) -> dict:
     """The report of a per-row pruning: requested, target and measured shares, per matrix."""
     from compfair.architecture import compressible_matrices, weight_out_in
-    from compfair.compression.sparsity import measure_sparsity, per_matrix_sparsity
+    from compfair.models import measure_sparsity, per_matrix_sparsity
 
     matrices = compressible_matrices(model)
     n_total = sum(weight_out_in(m).numel() for _, m in matrices)
@@ -92,7 +92,7 @@ def check_row_sparsity(model: Any, sparsity: float, tolerance: float) -> dict[st
     per matrix) within ``tolerance``. Returns ``measured_after_reload``.
     """
     from compfair.architecture import compressible_matrices, weight_out_in
-    from compfair.compression.sparsity import measure_sparsity
+    from compfair.models import measure_sparsity
 
     n_target = n_total = 0
     for name, module in compressible_matrices(model):
