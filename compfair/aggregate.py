@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from compfair.io import write_csv
 from compfair.metric_rows import (
@@ -143,6 +144,7 @@ MATCHED_COLUMNS = [
     "perplexity_ratio",
     "control_perplexity_ratio",
     "ci_note",
+    "draws",
 ]
 #: Row order of the metrics inside a (model, promptset) block; others follow by name.
 METRIC_ORDER = [
@@ -796,7 +798,9 @@ def matched_controls_table(
 ) -> pd.DataFrame:
     """One row per (model, control, prompt set, group, metric): the model minus its matched
     control (:data:`MATCHED_COLUMNS`), paired over the prompts (items) and seeds both have,
-    exactly as a model is compared with its parent; p_adjusted is Benjamini-Hochberg per
+    exactly as a model is compared with its parent (``draws`` 1); then, for a model with
+    several draws of one kind, a row over all of them (:func:`pool_draws`, ``control``
+    ``<kind>-match-<model> (k draws)``, ``draws`` k). p_adjusted is Benjamini-Hochberg per
     (prompt set, metric) over the table."""
     records = []
     for v in variants:
@@ -811,12 +815,65 @@ def matched_controls_table(
             value, theirs, diff, low, high, p, n_units, _n_seeds, note = row
             records.append(
                 (model, control, *key, value, theirs, diff, low, high, p, math.nan, n_units)
-                + (*ratios, note)
+                + (*ratios, note, 1)
             )
     table = pd.DataFrame.from_records(records, columns=MATCHED_COLUMNS)
+    kinds = {v["model"]: v["method"] for v in variants if v.get("matches")}
+    table = pd.concat([table, pool_draws(table, kinds, boot.confidence)], ignore_index=True)
     if not table.empty:
         table["n_units"] = table["n_units"].astype(int)
+        table["draws"] = table["draws"].astype(int)
     return _adjust(table)
+
+
+def pool_draws(table: pd.DataFrame, kinds: Mapping[str, str], confidence: float) -> pd.DataFrame:
+    """One row per (model, kind, prompt set, group, metric) with two or more control draws.
+
+    Two draws of a generic degradation at the same perplexity are two different
+    models: their toxicity differs by more than the prompts' sampling error, so
+    one draw's interval is too narrow for the question the table asks, whether
+    the model lies beyond what losing that much quality does. The k per-draw
+    differences d_j are pooled as in a random-effects meta-analysis: the
+    estimate is their mean; its variance the mean of the draws' prompt-level
+    variances (each from its interval's half-width over the normal quantile;
+    they share the model's prompts, so they are not divided by k) plus
+    var(d_j) (1 + 1/k): the spread between draws counts once for the mean of
+    the k controls and once for the model itself, which is one model of that
+    cost among many (a model that is itself a noise draw then has an interval
+    covering 0 at about the nominal rate; ``tests/unit/test_control_logic.py``).
+    The interval and two-sided p come from Student's t with Welch-Satterthwaite
+    degrees of freedom (n_units - 1 for the prompt part, k - 1 for the draws).
+    Rows whose draws lack an interval get none.
+    """
+    if table.empty:
+        return table.iloc[0:0]
+    keys = ["model", "promptset", "group", "metric"]
+    work = table.assign(kind=table["control"].map(kinds))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    records = []
+    for (model, kind, *key), part in work.groupby(["model", "kind", *keys[1:]], sort=False):
+        k = len(part)
+        if k < 2:
+            continue
+        diffs = part["diff"].to_numpy(float)
+        within = float(np.mean(((part["ci_high"] - part["ci_low"]) / (2 * z)) ** 2))
+        between = float(np.var(diffs, ddof=1)) * (1 + 1 / k)
+        n_units = int(part["n_units"].min())
+        low = high = p = math.nan
+        if math.isfinite(within) and n_units > 1:
+            se = math.sqrt(within + between)
+            df = (within + between) ** 2 / (within**2 / (n_units - 1) + between**2 / (k - 1))
+            half = stats.t.ppf(0.5 + confidence / 2, df) * se
+            low, high = float(diffs.mean() - half), float(diffs.mean() + half)
+            p = float(2 * stats.t.sf(abs(diffs.mean()) / se, df)) if se > 0 else math.nan
+        first = part.iloc[0]
+        records.append(
+            (model, f"{kind}-match-{model} ({k} draws)", *key, first["value"])
+            + (float(part["control_value"].mean()), float(diffs.mean()), low, high, p, math.nan)
+            + (n_units, first["perplexity_ratio"], float(part["control_perplexity_ratio"].mean()))
+            + ("" if math.isfinite(low) else first["ci_note"], k)
+        )
+    return pd.DataFrame.from_records(records, columns=MATCHED_COLUMNS)
 
 
 def aggregate_metrics(

@@ -18,7 +18,8 @@ a name. Nothing else in the workflow spells a variant name or a level format.
   the entry names another variant);
 - references (``reference``): models taken as they are, by their config name,
   with the parent the config gives (or none);
-- quality-matched controls (``control``): ``<kind>-match-<model>`` for every
+- quality-matched controls (``control``): ``<kind>-match-<model>`` (and
+  ``-draw<d>`` for the further draws of ``controls.draws``) for every
   kind listed under ``controls.models.<model>``, made from the model's parent
   by a generic degradation (method ``<kind>``: ``noise`` or ``random``) tuned
   to the model's perplexity ratio; ``matches`` names the model.
@@ -363,14 +364,17 @@ def _references(config: Mapping[str, Any]) -> list[Variant]:
     ]
 
 
-def control_name(kind: str, model: str) -> str:
-    """The name of ``model``'s matched control of ``kind``: ``noise-match-wanda-0.50``."""
-    return f"{kind}-match-{model}"
+def control_name(kind: str, model: str, draw: int = 1) -> str:
+    """The name of draw ``draw`` of ``model``'s matched control of ``kind``:
+    ``noise-match-wanda-0.50``, then ``noise-match-wanda-0.50-draw2``, ..."""
+    return f"{kind}-match-{model}" + (f"-draw{draw}" if draw > 1 else "")
 
 
 def _controls(config: Mapping[str, Any], made: list[Variant], problems: list[str]) -> list[Variant]:
-    """One control per (model, kind) of ``controls.models``, parent the model's parent."""
+    """``controls.draws`` controls per (model, kind) of ``controls.models``, parent the
+    model's parent."""
     by_name = {v.name: v for v in made}
+    draws = int((config.get("controls") or {}).get("draws") or 1)
     wanted = {
         model: kinds
         for model, kinds in ((config.get("controls") or {}).get("models") or {}).items()
@@ -396,10 +400,11 @@ def _controls(config: Mapping[str, Any], made: list[Variant], problems: list[str
                     f"{key}: unknown control kind {kind!r} ({', '.join(CONTROL_KINDS)})"
                 )
                 continue
-            name = control_name(kind, model)
-            out.append(
-                Variant(name, "control", kind, None, target.parent, None, key[11:], {}, model)
-            )
+            for draw in range(1, draws + 1):  # a control's value is its draw
+                name = control_name(kind, model, draw)
+                out.append(
+                    Variant(name, "control", kind, None, target.parent, draw, key[11:], {}, model)
+                )
     return out
 
 

@@ -217,6 +217,11 @@ def control_matches(wildcards):
     return VARIANTS[wildcards.control].matches
 
 
+def control_seed(tseed, draw):
+    """Draw 1's seed is the training seed (as before draws existed); draw d another one."""
+    return tseed if draw == 1 else tseed + 10007 * (draw - 1)
+
+
 def control_search(wildcards):
     """The strength search of ``{control}``: its kind's bounds, tolerance, tries and seed."""
     settings = config["controls"]
@@ -225,7 +230,7 @@ def control_search(wildcards):
         "bounds": settings["bounds"][kind],
         "tolerance": settings["tolerance"],
         "max_tries": settings["max_tries"],
-        "seed": int(wildcards.tseed),
+        "seed": control_seed(int(wildcards.tseed), VARIANTS[wildcards.control].value),
     }
 
 

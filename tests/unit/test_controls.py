@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from compfair.aggregate import matched_controls_table
+from compfair.aggregate import matched_controls_table, pool_draws
 from compfair.metrics import Bootstrap
-from compfair.variants import build_variants, variant_problems
+from compfair.variants import build_variants, control_name, variant_problems
 
 COMPRESSION = {"wanda": {"levels": [0.5]}, "rtn": {"levels": [4]}}
 
@@ -127,3 +128,45 @@ def test_a_method_that_changes_toxicity_is_detected_against_its_control() -> Non
     assert row["diff"] == pytest.approx(model.mean() - control.mean())
     assert row["ci_high"] < 0 and row["p_value"] < 0.01
     assert not math.isnan(row["p_adjusted"])
+
+
+def test_draws_are_pooled_with_the_spread_between_them() -> None:
+    """pool_draws by hand: mean of the draws' differences; variance = mean prompt-level
+    variance + var(d) (1 + 1/k); Student's t with Welch-Satterthwaite degrees of freedom."""
+    z = stats.norm.ppf(0.975)
+    diffs, half = np.array([0.01, -0.03, 0.05]), np.array([0.02, 0.03, 0.025])
+    rows = pd.DataFrame(
+        {
+            "model": "m",
+            "control": [control_name("noise", "m", d) for d in (1, 2, 3)],
+            "promptset": "rtp",
+            "group": "",
+            "metric": "expected_max_toxicity",
+            "value": 0.2,
+            "control_value": 0.2 - diffs,
+            "diff": diffs,
+            "ci_low": diffs - half,
+            "ci_high": diffs + half,
+            "p_value": 0.5,
+            "p_adjusted": math.nan,
+            "n_units": 60,
+            "perplexity_ratio": 2.0,
+            "control_perplexity_ratio": [1.9, 2.0, 2.1],
+            "ci_note": "",
+            "draws": 1,
+        }
+    )
+    pooled = pool_draws(rows, {n: "noise" for n in rows["control"]}, 0.95).iloc[0]
+    within = np.mean((half / z) ** 2)
+    between = np.var(diffs, ddof=1) * (1 + 1 / 3)
+    df = (within + between) ** 2 / (within**2 / 59 + between**2 / 2)
+    width = stats.t.ppf(0.975, df) * math.sqrt(within + between)
+    assert pooled["control"] == "noise-match-m (3 draws)" and pooled["draws"] == 3
+    assert pooled["diff"] == pytest.approx(0.01)
+    assert pooled["ci_low"] == pytest.approx(0.01 - width)
+    assert pooled["ci_high"] == pytest.approx(0.01 + width)
+    assert pooled["control_perplexity_ratio"] == pytest.approx(2.0)
+    assert pooled["p_value"] == pytest.approx(
+        2 * stats.t.sf(0.01 / math.sqrt(within + between), df)
+    )
+    assert pool_draws(rows.iloc[:1], {rows["control"][0]: "noise"}, 0.95).empty  # one draw

@@ -88,6 +88,7 @@ def _check_controls(workdir: Path, controls: list[str]) -> None:
         expected = comp.loc[comp["model"] == model, keys].itertuples(index=False)
         assert set(rows[keys].itertuples(index=False)) == set(expected), control
         assert {*TOXICITY, "crows_pairs_stereo_share", "stereoset_ss"} <= set(rows["metric"])
+        assert set(rows["draws"]) == {1}
         for promptset in PROMPTSETS:  # what was not matched, beside what was, from quality/
             quality = json.loads((workdir / R / f"quality/seed-{SEED}/{control}.json").read_text())
             shown = models.loc[control, f"{promptset}_distinct_2"]
@@ -98,6 +99,19 @@ def _check_controls(workdir: Path, controls: list[str]) -> None:
 
 def test_matched_controls_reach_their_models_quality(smoke_run: Path) -> None:
     _check_controls(smoke_run, VARIANTS.names("control"))
+
+
+def test_each_kinds_draws_are_pooled(smoke_run: Path) -> None:
+    """controls.draws 2: per (model, kind) a row over both draws, its diff their mean."""
+    matched = read(smoke_run / R / "tables/matched_controls.csv")
+    keys = ["promptset", "group", "metric"]
+    for kind in ("noise", "random"):
+        draws = [f"{kind}-match-magnitude-0.50", f"{kind}-match-magnitude-0.50-draw2"]
+        pooled = matched[matched["control"] == f"{kind}-match-magnitude-0.50 (2 draws)"]
+        assert len(pooled) > 0 and set(pooled["draws"]) == {2}
+        singles = matched[matched["control"].isin(draws)].groupby(keys)["diff"].mean()
+        joined = pooled.set_index(keys)["diff"]
+        assert joined.to_numpy() == pytest.approx(singles.loc[joined.index].to_numpy())
 
 
 def test_every_expected_file_exists(smoke_run: Path) -> None:
