@@ -360,6 +360,10 @@ def _import_hf(
     return model, tokenizer, {"hub_id": where}
 
 
+#: The base model's sources (config key ``base_model.source``).
+BASE_SOURCES = ("smollm2_gguf", "tiny_gpt2", "hf")
+
+
 def import_base_model(
     spec: Mapping[str, Any], out_dir: PathLike, seed: int, config_key: str = "base_model"
 ) -> None:
@@ -386,9 +390,8 @@ def import_base_model(
     elif source == "hf":
         model, tokenizer, details = _import_hf(spec, f"{config_key}.path")
     else:
-        raise InputError(
-            f"base_model.source: {source!r} is not one of 'smollm2_gguf', 'tiny_gpt2', 'hf'"
-        )
+        known = ", ".join(map(repr, BASE_SOURCES))
+        raise InputError(f"base_model.source: {source!r} is not one of {known}")
     tokenizer = _prepare_tokenizer(tokenizer)
     model.eval()
     n_params = count_parameters(model)

@@ -67,6 +67,8 @@ NAMED_LAYER_CHOICES = {"every_other": None, "distilgpt2": (0, 2, 4, 7, 9, 11)}
 MAX_DECIMALS = 4
 _ENTRY = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED = (BASE, TEACHER, *DISTILLATION_METHODS, "reference", "seed")
+#: Names a reference may not take (the schema's ``references`` property names).
+RESERVED_REFERENCE_NAMES = (BASE, TEACHER, "reference", "seed")
 
 
 class VariantError(ValueError):
