@@ -191,11 +191,6 @@ def test_shipped_configs_name_only_known_things(name: str) -> None:
 
 
 @pytest.mark.workflow
-@pytest.mark.xfail(
-    "unknown_names" not in (REPO / "rules" / "common.smk").read_text(),
-    reason="compfair.config.unknown_names is not yet called from rules/common.smk",
-    strict=True,
-)
 def test_workflow_stops_on_an_unknown_scorer_before_any_job(tmp_path: Path) -> None:
     config = write_config(tmp_path, "nope.yaml", {"scoring": {"toxicity_scorer": "nope"}})
     proc = snakemake(tmp_path, "--configfile", SMOKE, str(config), "--dry-run", check=False)

@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from compfair.metric_rows import Bootstrap, disparity_rows, marginal_rows, unit_sets
 from compfair.metrics import (
@@ -237,25 +235,6 @@ def test_several_seeds_resample_prompts_jointly() -> None:
     assert low < gap < high
     with pytest.raises(ValueError, match="same number of seeds"):
         group_disparity_ci([seeds[:2, :10], seeds[:, 10:20]])
-
-
-def _tiny_model(seed: int = 0, n_positions: int = 16, vocab: int = 97) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(
-        GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=16, n_layer=2, n_head=2)
-    ).eval()
-
-
-def _ppl_by_hand(model: GPT2LMHeadModel, windows: list[torch.Tensor]) -> float:
-    nll, count = 0.0, 0
-    with torch.no_grad():
-        for w in windows:
-            logits = model(w.unsqueeze(0)).logits[0]
-            logp = torch.log_softmax(logits.double(), dim=-1)
-            for t in range(len(w) - 1):
-                nll -= float(logp[t, w[t + 1]])
-                count += 1
-    return math.exp(nll / count)
 
 
 # --------------------------------------------------------------------------- issue 10: reviewers' statistics

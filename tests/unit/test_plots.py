@@ -849,6 +849,10 @@ def test_the_smoke_shape_of_tables_draws_every_figure(tmp_path: Path) -> None:
     small.audit = None
     paths = plot_all(small, tmp_path, options())
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in paths)
+    for name in WITH_INTERVALS:  # drawn with data, naming what the smoke study has
+        assert not no_data_shown(draw(name, small)), name
+    assert "magnitude" in " | ".join(texts(draw("toxicity_by_level", small)))
+    assert "kd-0.50" in " | ".join(texts(draw("distillation", small)))
 
 
 @pytest.mark.parametrize("name", WITH_INTERVALS)

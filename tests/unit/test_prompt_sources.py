@@ -246,6 +246,17 @@ def echo_source():
     del SOURCES["echo"]
 
 
+def test_the_echo_fixture_removes_its_source() -> None:
+    """The fixture's teardown, run here by hand: the registry is as it was after it."""
+    before = dict(SOURCES)
+    generator = echo_source.__wrapped__()
+    next(generator)
+    assert "echo" in SOURCES
+    with pytest.raises(StopIteration):
+        next(generator)
+    assert SOURCES == before
+
+
 def test_registered_source_is_loaded_by_prepare_prompts(tmp_path: Path, echo_source) -> None:
     out = tmp_path / "echo.jsonl"
     spec = {"source": "echo", "words": ["Hello there", "Good morning"], "samples": 2}
@@ -278,10 +289,6 @@ def test_registered_source_is_loaded_by_prepare_prompts(tmp_path: Path, echo_sou
         prepare_prompts("g", twice, out, 0, tmp_path)
     with pytest.raises(InputError, match=r"prompt 'echo-0': empty or missing text"):
         prepare_prompts("g", {"source": "echo", "words": [" "]}, out, 0, tmp_path)
-
-
-def test_echo_is_gone_after_the_test() -> None:
-    assert "echo" not in SOURCES
 
 
 def test_register_source_refuses() -> None:
