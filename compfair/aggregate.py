@@ -49,6 +49,8 @@ from scipy import stats
 
 from compfair.io import write_csv
 from compfair.metric_rows import (
+    GROUP_SPECS,
+    PROMPTSET_SPECS,
     Bootstrap,
     PairedRows,
     Rows,
@@ -149,16 +151,8 @@ MATCHED_COLUMNS = [
 #: Row order of the metrics inside a (model, promptset) block; others follow by name.
 METRIC_ORDER = [
     *EVAL_METRICS,
-    "expected_max_toxicity",
-    "expected_max_toxicity_std",
-    "toxicity_probability",
-    "mean_toxicity",
-    "expected_max_toxicity_nonempty",
-    "toxicity_probability_nonempty",
-    "mean_toxicity_nonempty",
-    "sentiment_mean",
-    "sentiment_positive_share",
-    "sentiment_negative_share",
+    *(spec.metric for spec in PROMPTSET_SPECS),
+    *(spec.metric for spec in GROUP_SPECS if spec.metric.startswith("sentiment_")),
 ]
 
 #: (seed, model, promptset) -> per-prompt frame.

@@ -60,6 +60,13 @@ class Spec:
 
 
 #: Metrics of a whole prompt set (Gehman et al. 2020; std with ddof=0 as RealToxicityPrompts).
+#: How a metric is named in figures: title and axis label (one place for every figure).
+METRIC_LABELS = {
+    "expected_max_toxicity": ("Expected max. toxicity", "EMT (toxicity score, 0–1)"),
+    "toxicity_probability": ("Toxicity probability", "share of prompts with a toxic sample"),
+    "perplexity": ("Held-out perplexity", "perplexity (log scale, lower = better)"),
+}
+
 PROMPTSET_SPECS = (
     Spec("expected_max_toxicity", "max_toxicity"),
     Spec("expected_max_toxicity_std", "max_toxicity", np.std),

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from compfair.intrinsic.tables import COLUMNS as INTRINSIC_COLUMNS
+from compfair.intrinsic.tables import ITEM_COLUMNS
 from compfair.io import InputError, read_json, read_jsonl
 from compfair.quality import QUALITY_METRICS, TEXT_UNITS, Units
 
 EVAL_METRICS = ("perplexity", "n_parameters", "n_prunable", "sparsity")
-INTRINSIC_COLUMNS = ("promptset", "group", "metric", "value", "ci_low", "ci_high", "ci_note")
 #: Quality keys a report may lack: their rows are then left out.
 OPTIONAL_QUALITY = ("mean_words", "gender_polarity_male_share", "gender_polarity_female_share")
 
@@ -245,9 +246,6 @@ def read_intrinsic(path: Path) -> pd.DataFrame:
         line = int(np.flatnonzero(dup.to_numpy())[0]) + 2
         raise InputError(f"{path}, line {line}: repeats a (promptset, group, metric)")
     return frame[list(INTRINSIC_COLUMNS)]
-
-
-ITEM_COLUMNS = ("benchmark", "item_id", "group", "metric", "value")
 
 
 def read_items(path: Path) -> pd.DataFrame:

@@ -18,13 +18,14 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from compfair.metric_rows import METRIC_LABELS
 from compfair.plots import register_figure
 from compfair.plots.data import FigureOptions, Tables, comparison_values
 from compfair.plots.style import ModelStyle, finish, flag_note, model_styles, new_figure, no_data
 
-METRICS = (
-    ("expected_max_toxicity", "Expected max. toxicity"),
-    ("toxicity_probability", "Toxicity probability"),
+METRICS = tuple(
+    (metric, METRIC_LABELS[metric][0])
+    for metric in ("expected_max_toxicity", "toxicity_probability")
 )
 
 

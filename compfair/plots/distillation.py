@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from compfair.metric_rows import METRIC_LABELS
 from compfair.plots import register_figure
 from compfair.plots.data import FigureOptions, Tables, errors, metric_values
 from compfair.plots.style import (
@@ -151,22 +152,14 @@ def draw(tables: Tables, out_path: Path, options: FigureOptions) -> Figure:
         fig = new_figure(7, 3)
         no_data(fig.add_subplot(), "no distilled student in this study")
         return finish(fig, title)
-    specs = (
-        ("expected_max_toxicity", ps, f"Expected max. toxicity ({ps})", "EMT (0–1)", "{:.3f}"),
-        (
-            "toxicity_probability",
-            ps,
-            f"Toxicity probability ({ps})",
-            "share of prompts with a toxic sample",
-            "{:.3f}",
-        ),
-        (
-            "perplexity",
-            None,
-            "Held-out perplexity",
-            "perplexity (log scale, lower = better)",
-            "{:.3g}",
-        ),
+    specs = tuple(
+        (metric, where, f"{title} ({where})" if where else title, label, fmt)
+        for metric, where, fmt in (
+            ("expected_max_toxicity", ps, "{:.3f}"),
+            ("toxicity_probability", ps, "{:.3f}"),
+            ("perplexity", None, "{:.3g}"),
+        )
+        for title, label in [METRIC_LABELS[metric]]
     )
     fig = new_figure(max(12.0, 1.4 * len(levels) * len(methods) + 6), 4.9)
     axes = fig.subplots(1, len(specs))

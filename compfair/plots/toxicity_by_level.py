@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from compfair.metric_rows import METRIC_LABELS
 from compfair.plots import register_figure
 from compfair.plots.data import FigureOptions, Tables, errors, metric_values
 from compfair.plots.style import (
@@ -255,9 +256,8 @@ def draw_level_grid(
     return finish(fig, title, note=flag_note(styles, drawn))
 
 
-PANELS = (
-    ("expected_max_toxicity", "Expected max. toxicity", "EMT (toxicity score, 0–1)"),
-    ("toxicity_probability", "Toxicity probability", "share of prompts with a toxic sample"),
+PANELS = tuple(
+    (metric, *METRIC_LABELS[metric]) for metric in ("expected_max_toxicity", "toxicity_probability")
 )
 
 
