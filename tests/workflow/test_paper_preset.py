@@ -53,11 +53,11 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     assert (tmp_path / "results/paper/data/prompts/bold.jsonl").stat().st_size > 0
     dry_run = snakemake(tmp_path, *args, "-n")
     jobs = planned_jobs(dry_run)
-    # base, teacher, 4 students, 51 compressed variants, 16 matched controls (noise and
-    # random for 8 models), gpt2 and distilgpt2
-    seeds, models, promptsets = 3, 2 + 4 + 51 + 16 + 2, 4
+    # base, teacher, 4 students, 51 compressed variants, 48 matched controls (3 draws of
+    # noise and of random pruning for 8 models), gpt2 and distilgpt2
+    seeds, models, promptsets = 3, 2 + 4 + 51 + 48 + 2, 4
     assert jobs["compress_model"] == 51
-    assert jobs["match_control"] == 16
+    assert jobs["match_control"] == 48
     assert jobs["distill_student"] == 4
     assert jobs["import_reference_model"] == 2
     assert jobs["finetune_teacher"] == 1  # retrain: false

@@ -63,7 +63,9 @@ def test_the_smoke_study_has_every_family() -> None:
         "magnitude-0.50",
         "random-0.50",
         "noise-match-magnitude-0.50",
+        "noise-match-magnitude-0.50-draw2",
         "random-match-magnitude-0.50",
+        "random-match-magnitude-0.50-draw2",
     ]
 
 
