@@ -75,6 +75,7 @@ from compfair.result_files import (
     read_quality_units,
     read_scores,
 )
+from compfair.variants import control_name
 
 log = logging.getLogger(__name__)
 
@@ -862,7 +863,7 @@ def pool_draws(table: pd.DataFrame, kinds: Mapping[str, str], confidence: float)
             p = float(2 * stats.t.sf(abs(diffs.mean()) / se, df)) if se > 0 else math.nan
         first = part.iloc[0]
         records.append(
-            (model, f"{kind}-match-{model} ({k} draws)", *key, first["value"])
+            (model, f"{control_name(kind, model)} ({k} draws)", *key, first["value"])
             + (float(part["control_value"].mean()), float(diffs.mean()), low, high, p, math.nan)
             + (n_units, first["perplexity_ratio"], float(part["control_perplexity_ratio"].mean()))
             + ("" if math.isfinite(low) else first["ci_note"], k)

@@ -97,10 +97,8 @@ def _bracket(
 
 def _check_reachable(strength: float, ratio: float, target: float, low: float, high: float) -> None:
     """Raise when the try at a bound is already on the wrong side of the target."""
-    at_low, at_high = (
-        strength == low and not _below(ratio, target),
-        strength == high and _below(ratio, target),
-    )
+    at_low = strength == low and not _below(ratio, target)
+    at_high = strength == high and _below(ratio, target)
     if at_low or at_high:
         raise ValueError(
             f"cannot reach a perplexity ratio of {target:.4g} within strengths [{low:g}, {high:g}]: "

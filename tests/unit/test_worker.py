@@ -28,13 +28,19 @@ def _wait(condition, timeout: float = 20.0) -> bool:
     return False
 
 
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
-    """A worker without preloaded modules, listening in a private directory."""
+def _private_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Workers on, in a private socket directory, as on a machine without a GPU."""
     monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(tmp_path / "sock"))
     monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    path = worker.socket_path()
+    monkeypatch.setattr(worker, "GPU_DEVICES", ())
+    return worker.socket_path()
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
+    """A worker without preloaded modules, listening in a private directory."""
+    path = _private_socket(tmp_path, monkeypatch)
     code = f"from pathlib import Path; from compfair.worker import serve; serve(Path({str(path)!r}), idle_s=60, warm=())"
     proc = subprocess.Popen([sys.executable, "-c", code])
     assert _wait(path.exists), "the worker did not start listening"
@@ -157,6 +163,7 @@ def test_the_socket_changes_with_the_source(tmp_path: Path, monkeypatch) -> None
 
 
 def test_workers_are_off_in_slurm_jobs_and_when_disabled(monkeypatch) -> None:
+    monkeypatch.setattr(worker, "GPU_DEVICES", ())  # as on a machine without a GPU
     monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert worker.enabled() == hasattr(__import__("socket"), "send_fds")
@@ -174,10 +181,7 @@ def test_a_worker_that_closes_before_taking_the_job_leaves_it_to_the_script(
     import socket
     import threading
 
-    monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(tmp_path / "sock"))
-    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    path = worker.socket_path()
+    path = _private_socket(tmp_path, monkeypatch)
     lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - "a worker is up": none is spawned
     import fcntl
 
@@ -288,12 +292,9 @@ def test_a_worker_with_cuda_initialised_stops_and_the_job_runs_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CUDA cannot be used after a fork: a worker whose imports initialised it takes no job."""
-    monkeypatch.setenv("COMPFAIR_WORKER_DIR", str(tmp_path / "sock"))
-    monkeypatch.delenv("COMPFAIR_WORKER", raising=False)
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    path = worker.socket_path()
+    path = _private_socket(tmp_path, monkeypatch)
     code = (
-        "import sys, types; from pathlib import Path; import compfair.worker as w; "
+        "from pathlib import Path; import compfair.worker as w; "
         "w._cuda_initialised = lambda: True; "
         f"w.serve(Path({str(path)!r}), idle_s=60, warm=())"
     )
