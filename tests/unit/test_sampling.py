@@ -123,6 +123,21 @@ def test_top_p_one_is_the_whole_softmax() -> None:
     assert draw(one_hot, torch.tensor([0.999999])).tolist() == [5]
 
 
+def test_canonical_sort_is_torchs_stable_sort() -> None:
+    # Ties (runs of equal values), both zeros, -inf, subnormals and large magnitudes.
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(6, 5000, generator=gen) * torch.tensor([1e-3, 1.0, 30.0, 1.0, 1.0, 1.0])[:, None]
+    z[1, 100:400] = 0.25
+    z[2, ::7] = float("-inf")
+    z[3, :50], z[3, 50:100] = 0.0, -0.0
+    z[4, :20] = 1e-42  # subnormal
+    z[5] = z[5].round()  # few distinct values: most tokens tied
+    values, ids = sampling.canonical_sort(z)
+    ref_values, ref_ids = torch.sort(z, dim=1, descending=True, stable=True)
+    assert torch.equal(ids, ref_ids)
+    assert torch.equal(values, ref_values)
+
+
 def test_topk_and_sort_paths_agree_bit_for_bit() -> None:
     # Peaked and flat rows of a larger vocabulary; top_k_cut = vocab forces the full sort.
     gen = torch.Generator().manual_seed(0)
