@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random GPT-2 and Llama models built offline from configs."""
+"""Shared fixtures: tiny random GPT-2 and Llama models (built by ``tests.support``)."""
 
 from __future__ import annotations
 
@@ -6,56 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    GPT2Tokenizer,
-    LlamaConfig,
-    LlamaForCausalLM,
-)
+from transformers import GPT2LMHeadModel, GPT2Tokenizer, LlamaForCausalLM
 
 from compfair import io
 from compfair.models import gpt2_tokenizer, import_base_model, save_model
+from tests.support import make_tiny_gpt2, make_tiny_llama
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes tens of seconds (real 135M model)")
-
-
-def make_tiny_gpt2(vocab_size: int = 100, n_layer: int = 4, seed: int = 0) -> GPT2LMHeadModel:
-    """A random 4-layer, 32-wide GPT-2 (Conv1D layers, tied LM head)."""
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=vocab_size,
-        n_layer=n_layer,
-        n_embd=32,
-        n_head=4,
-        n_positions=64,
-        bos_token_id=vocab_size - 1,
-        eos_token_id=vocab_size - 1,
-    )
-    return GPT2LMHeadModel(config)
-
-
-def make_tiny_llama(
-    vocab_size: int = 100, n_layer: int = 4, seed: int = 0, tied: bool = False
-) -> LlamaForCausalLM:
-    """A random 4-layer, 32-wide Llama (nn.Linear layers, grouped-query attention)."""
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=n_layer,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=tied,
-    )
-    return LlamaForCausalLM(config)
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers as tf
-from model_zoo import FAMILIES, LLAMA_NAMES, VOCAB
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.pytorch_utils import Conv1D
@@ -34,6 +32,7 @@ from compfair.architecture import (
     out_features,
     weight_out_in,
 )
+from tests.support import FAMILIES, LLAMA_NAMES, VOCAB, tiny_moe
 
 
 def _model(family: str, n_layer: int = 3, seed: int = 0) -> PreTrainedModel:
@@ -185,20 +184,7 @@ def test_blocks_are_the_outer_list_not_the_experts_inside() -> None:
 
 
 def test_transformers_moe_blocks_give_attention_and_shared_expert_only() -> None:
-    torch.manual_seed(0)
-    config = tf.Qwen2MoeConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        moe_intermediate_size=16,
-        shared_expert_intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_experts=4,
-        num_experts_per_tok=2,
-    )
-    model = AutoModelForCausalLM.from_config(config)
+    model = tiny_moe()
     block = find_blocks(model)[1][0]
     assert find_blocks(model)[0] == "model.layers"
     # Experts are 3-D parameters and the router is no Linear; shared_expert_gate is excluded.
@@ -209,7 +195,7 @@ def test_transformers_moe_blocks_give_attention_and_shared_expert_only() -> None
     ]
     with pytest.raises(ValueError, match="mixture-of-experts"):
         mlp_channels(block)
-    assert attention_heads(block, config).num_key_value_heads == 2
+    assert attention_heads(block, model.config).num_key_value_heads == 2
 
 
 # --------------------------------------------------------------------------- keep_blocks

@@ -10,36 +10,15 @@ import yaml
 from compfair.config import canonical, config_errors, drop_removed, missing_paths, project_path
 from compfair.data.sources import source_problems
 from compfair.variants import variant_problems
+from tests.support import layered_files
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 
-def load(name: str) -> dict:
-    return yaml.safe_load((REPO / name).read_text())
-
-
-def merged(*names: str) -> dict:
-    """Layer configs the way Snakemake does (nested dicts updated, lists replaced)."""
-
-    def update(base: dict, new: dict) -> dict:
-        for k, v in new.items():
-            base[k] = (
-                update(dict(base.get(k, {})), v)
-                if isinstance(v, dict) and isinstance(base.get(k), dict)
-                else v
-            )
-        return base
-
-    out: dict = {}
-    for name in names:
-        out = update(out, load(name))
-    return out
-
-
 @pytest.mark.parametrize("preset", [[], ["presets/smoke.yaml"], ["presets/paper.yaml"]])
 def test_shipped_configs_are_valid(preset: list[str]) -> None:
-    config = merged("config.yaml", *preset)
+    config = layered_files("config.yaml", *preset)
     assert config_errors(config, SCHEMA) == []
     drop_removed(config)
     assert missing_paths(config, REPO) == []
@@ -69,7 +48,7 @@ def test_every_schema_property_has_description_and_default() -> None:
 
 
 def test_errors_name_each_bad_key() -> None:
-    config = merged("config.yaml")
+    config = layered_files("config.yaml")
     config["compression"]["magnitude"]["levels"] = [0.3, 1.5, 0]
     config["prompts"]["rtp"]["samples"] = 0
     config["typo_key"] = 1
@@ -85,7 +64,7 @@ def test_errors_name_each_bad_key() -> None:
 
 
 def test_the_old_pruning_key_says_what_replaced_it() -> None:
-    config = merged("config.yaml")
+    config = layered_files("config.yaml")
     config["pruning"] = {"sparsities": [0.5]}
     errors = config_errors(config, SCHEMA)
     assert any(
@@ -111,7 +90,7 @@ def test_project_paths_resolve_against_the_project(tmp_path: Path) -> None:
 
 
 def test_unknown_prompt_source_and_bad_promptset_name() -> None:
-    config = merged("config.yaml")
+    config = layered_files("config.yaml")
     config["prompts"]["Bad-Name"] = {"source": "reddit"}
     errors = config_errors(config, SCHEMA)
     assert any("'Bad-Name' does not match" in e for e in errors)
@@ -123,7 +102,7 @@ def test_unknown_prompt_source_and_bad_promptset_name() -> None:
 
 
 def test_missing_paths_name_the_key(tmp_path: Path) -> None:
-    config = merged("config.yaml")
+    config = layered_files("config.yaml")
     config["corpus"]["path"] = "nowhere"
     config["base_model"] = {"source": "hf"}
     config["report"] = {"toxicity_promptset": "nope"}
@@ -153,7 +132,7 @@ def test_missing_paths_name_the_key(tmp_path: Path) -> None:
     ],
 )
 def test_yaml_type_traps_get_a_hint(key: tuple, value: object, message: str) -> None:
-    config = merged("config.yaml")
+    config = layered_files("config.yaml")
     target = config
     for part in key[:-1]:
         target = target[part]
@@ -164,7 +143,7 @@ def test_yaml_type_traps_get_a_hint(key: tuple, value: object, message: str) -> 
 
 
 def test_consistency_checks_name_the_key(tmp_path: Path) -> None:
-    config = merged("config.yaml")
+    config = layered_files("config.yaml")
     config["scoring"] = {"sentiment_positive": -0.5, "sentiment_negative": 0.5}
     config["references"] = {"mine": {"path": "./models/mine"}, "hub": {"path": "owner/name"}}
     problems = missing_paths(config, tmp_path)
@@ -177,7 +156,7 @@ def test_consistency_checks_name_the_key(tmp_path: Path) -> None:
 
 
 def test_a_preset_removes_entries_of_the_default_with_null() -> None:
-    config = merged("config.yaml", "presets/smoke.yaml")
+    config = layered_files("config.yaml", "presets/smoke.yaml")
     assert config["compression"]["wanda"] is None
     assert drop_removed(config) == [
         "compression.wanda",

@@ -12,14 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_zoo import VOCAB, make
-from test_structured import (
-    CALIBRATION,
-    END_TO_END,
-    calibration_file,
-    calibration_ids,
-    save_tiny_folder,
-)
+from test_structured import CALIBRATION, END_TO_END, calibration_file, calibration_ids
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
@@ -30,6 +23,7 @@ from compfair.compression.structured import check_depth, head_maps
 from compfair.io import InputError
 from compfair.models import load_model
 from compfair.training import load_tokens
+from tests.support import VOCAB, make, save_tiny_folder
 
 IDS = torch.randint(3, VOCAB, (2, 6), generator=torch.Generator().manual_seed(1))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import GPT2Tokenizer, PreTrainedModel
 
 from compfair.generate import (
     Sampling,
@@ -27,6 +27,7 @@ from compfair.generate import (
 from compfair.io import InputError, write_jsonl
 from compfair.models import load_model
 from compfair.sampling import row_key, sample_nucleus, step_keys
+from tests.support import make
 
 TEXTS = [
     "Hi",
@@ -47,36 +48,19 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def _tiny_gpt2(tokenizer: GPT2Tokenizer, seed: int = 0) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    config = GPT2Config(
+def _tiny(family: str, tokenizer: GPT2Tokenizer) -> PreTrainedModel:
+    """A random 2-layer, 32-wide model of GPT-2's vocabulary, weights drawn wide (std 0.2);
+    BOS = EOS = ``<|endoftext|>``; GPT-2 with 2 heads, Llama with no pad token."""
+    eos = tokenizer.eos_token_id
+    extra = {"n_head": 2} if family == "gpt2" else {"pad_token_id": None}
+    return make(
+        family,
         vocab_size=len(tokenizer),
-        n_positions=64,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=eos,
+        eos_token_id=eos,
         initializer_range=0.2,
+        **extra,
     )
-    return GPT2LMHeadModel(config).eval()
-
-
-def _tiny_llama(tokenizer: GPT2Tokenizer, seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        initializer_range=0.2,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def _peaked(model: torch.nn.Module) -> torch.nn.Module:
@@ -94,7 +78,7 @@ def _peaked(model: torch.nn.Module) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory: pytest.TempPathFactory, gpt2_tok: GPT2Tokenizer) -> Path:
     folder = tmp_path_factory.mktemp("gpt2")
-    _peaked(_tiny_gpt2(gpt2_tok)).save_pretrained(folder)
+    _peaked(_tiny("gpt2", gpt2_tok)).save_pretrained(folder)
     gpt2_tok.save_pretrained(folder)
     return folder
 
@@ -102,7 +86,7 @@ def gpt2_dir(tmp_path_factory: pytest.TempPathFactory, gpt2_tok: GPT2Tokenizer) 
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory: pytest.TempPathFactory, gpt2_tok: GPT2Tokenizer) -> Path:
     folder = tmp_path_factory.mktemp("llama")
-    _peaked(_tiny_llama(gpt2_tok)).save_pretrained(folder)
+    _peaked(_tiny("llama", gpt2_tok)).save_pretrained(folder)
     gpt2_tok.save_pretrained(folder)
     return folder
 
@@ -293,7 +277,7 @@ def test_immediate_eos_gives_empty_continuations(
     gpt2_tok: GPT2Tokenizer, prompts: Path, tmp_path: Path
 ) -> None:
     # Make EOS win every step: constant final hidden state pointing along EOS's embedding.
-    model = _tiny_gpt2(gpt2_tok)
+    model = _tiny("gpt2", gpt2_tok)
     with torch.no_grad():
         v = torch.randn(model.config.n_embd)
         model.transformer.ln_f.weight.zero_()

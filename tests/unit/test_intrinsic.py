@@ -58,6 +58,7 @@ from compfair.intrinsic.tables import by_group, item_table, share_row
 from compfair.io import InputError
 from compfair.metrics import Bootstrap
 from compfair.models import load_model
+from tests.support import token_log_probs
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "intrinsic"
@@ -376,14 +377,6 @@ def test_conditional_metrics_leave_out_a_group_with_no_scored_pair(unigram):
     ]
 
 
-def _hand_token_log_probs(model, ids: list[int]) -> np.ndarray:
-    """log p(ids[t] | ids[:t]) for t >= 1, in float64, from one unpadded forward pass."""
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
-    logp = torch.log_softmax(logits, dim=-1)
-    return np.array([float(logp[t - 1, ids[t]]) for t in range(1, len(ids))])
-
-
 @pytest.mark.parametrize(
     ("more", "less", "starts"),
     [
@@ -415,8 +408,8 @@ def test_conditional_scores_the_expected_token_positions(tiny_gpt2_dir, more, le
     row = crows_pairs_scores(model, tok, [pair], batch_size=2).iloc[0]
     assert row["cond_tokens"] == len(ids_more) - starts[0]
     # Token t's log p is entry t - 1 of the hand array: positions start .. end are scored.
-    hand_more = _hand_token_log_probs(model, ids_more)
-    hand_less = _hand_token_log_probs(model, ids_less)
+    hand_more = token_log_probs(model, ids_more)
+    hand_less = token_log_probs(model, ids_less)
     assert row["cond_ll_more"] == pytest.approx(hand_more[starts[0] - 1 :].sum(), abs=1e-4)
     assert row["cond_ll_less"] == pytest.approx(hand_less[starts[1] - 1 :].sum(), abs=1e-4)
     assert row["ll_more"] == pytest.approx(hand_more.sum(), abs=1e-4)
@@ -448,8 +441,8 @@ def test_conditional_scores_every_shared_span_on_a_tiny_gpt2(tiny_gpt2):
     assert row["cond_tokens"] == 4
     ids_more = [0, *tok([more])["input_ids"][0]]
     ids_less = [0, *tok([less])["input_ids"][0]]
-    hand_more = _hand_token_log_probs(tiny_gpt2, ids_more)  # entry k: ids[k] after BOS
-    hand_less = _hand_token_log_probs(tiny_gpt2, ids_less)
+    hand_more = token_log_probs(tiny_gpt2, ids_more)  # entry k: ids[k] after BOS
+    hand_less = token_log_probs(tiny_gpt2, ids_less)
     assert row["cond_ll_more"] == pytest.approx(hand_more[[2, 3, 5, 6]].sum(), abs=1e-4)
     assert row["cond_ll_less"] == pytest.approx(hand_less[[2, 3, 5, 6]].sum(), abs=1e-4)
     assert abs(row["cond_ll_more"] - hand_more[[5, 6]].sum()) > 1e-3  # not the suffix alone

@@ -1,4 +1,4 @@
-"""The calibrated methods on every model family of ``model_zoo``: runner, driver, reload, generate.
+"""The calibrated methods on every family of ``tests.support``: runner, driver, reload, generate.
 
 The calibration runner is checked against the real forward pass: what every
 matrix reads when the blocks are replayed one by one must be what it reads
@@ -18,17 +18,15 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-import transformers as tf
-from model_zoo import FAMILIES, VOCAB, make
-from tokenizers import Tokenizer, models, pre_tokenizers
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM
 
 from compfair import io
 from compfair.architecture import compressible_matrices, find_blocks, weight_out_in
 from compfair.compression.calibrate import LayerInputs, compress_sequentially
 from compfair.compression.run import REPORT_FILE, compress_model
 from compfair.models import save_model
+from tests.support import FAMILIES, VOCAB, make, tiny_tokenizer
 
 CALIBRATION = {"n_sequences": 4, "seq_len": 16}
 #: (method, level, options) of every method of this change.
@@ -125,22 +123,10 @@ def test_next_block_reads_the_compressed_block_output(family: str) -> None:
     assert not torch.allclose(after[second], before[second])  # the zeroing mattered
 
 
-@pytest.mark.parametrize(
-    ("config_class", "extra"),
-    [(tf.Gemma2Config, {"head_dim": 8}), (tf.MistralConfig, {})],
-)
-def test_per_layer_sliding_window_masks_are_replayed(config_class: type, extra: dict) -> None:
-    def build(window: int) -> nn.Module:
-        torch.manual_seed(0)
-        config = config_class(
-            vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-            sliding_window=window, bos_token_id=1, eos_token_id=2, pad_token_id=0, **extra,
-        )  # fmt: skip
-        return AutoModelForCausalLM.from_config(config).eval()
-
+@pytest.mark.parametrize("family", ["gemma2", "mistral"])
+def test_per_layer_sliding_window_masks_are_replayed(family: str) -> None:
     ids = _ids(n=3, seq_len=16)
-    narrow, wide = build(4), build(64)
+    narrow, wide = (make(family, n_layer=2, sliding_window=w) for w in (4, 64))
     want = _forward_stats(narrow, ids)
     _assert_same(_sequential_stats(narrow, ids), want)
     # The window matters here, so a replay with the wrong mask would be seen.
@@ -175,17 +161,7 @@ def test_shared_inputs_share_one_statistic() -> None:
 
 
 @pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerFast:
-    """A whitespace tokenizer with one token per id of the tiny vocabulary (fast to save/load)."""
-    words = Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t0"))
-    words.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=words, bos_token="t1", eos_token="t2", pad_token="t0", unk_token="t0"
-    )
-
-
-@pytest.fixture(scope="module")
-def parents(tmp_path_factory: pytest.TempPathFactory, tokenizer: PreTrainedTokenizerFast) -> dict:
+def parents(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Saved 2-layer parent folders, one per family (built on first use), and calibration tokens."""
     root = tmp_path_factory.mktemp("parents")
     tokens = root / "train.safetensors"
@@ -197,7 +173,7 @@ def parents(tmp_path_factory: pytest.TempPathFactory, tokenizer: PreTrainedToken
     def folder(family: str) -> Path:
         if family not in cache:
             save_model(
-                make(family, n_layer=2), tokenizer, root / family, io.provenance(step="test")
+                make(family, n_layer=2), tiny_tokenizer(), root / family, io.provenance(step="test")
             )
             cache[family] = root / family
         return cache[family]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_zoo import LLAMA_NAMES
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
@@ -24,6 +23,7 @@ from compfair.models import (
     prunable_weights,
     save_model,
 )
+from tests.support import LLAMA_NAMES
 
 TINY = {"source": "tiny_gpt2", "tiny": {"n_layer": 2, "n_embd": 16, "n_head": 2, "n_positions": 32}}
 

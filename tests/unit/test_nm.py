@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_zoo import make
 
 from compfair.architecture import compressible_matrices, weight_out_in
 from compfair.compression import Context, get_method
@@ -17,6 +16,7 @@ from compfair.compression.methods.nm import (
 )
 from compfair.compression.methods.wanda import wanda_scores
 from compfair.compression.obs import NmMaskRule, row_group_mask, sparsegpt
+from tests.support import make
 
 
 def _calibration() -> torch.Tensor:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import PreTrainedModel
 
 from compfair import perplexity as perplexity_module
 from compfair.io import InputError, write_jsonl
@@ -25,6 +25,7 @@ from compfair.perplexity import (
     rows_perplexity,
 )
 from compfair.quality import read_generations
+from tests.support import continuation_nll_by_hand, float64_model, make, token_log_probs
 
 
 def continuation_perplexity(model_dir: Path, path: Path, batch_size: int = 8) -> float:
@@ -35,22 +36,20 @@ def continuation_perplexity(model_dir: Path, path: Path, batch_size: int = 8) ->
 # --------------------------------------------------------------------------- held-out text
 
 
-def _tiny_model(seed: int = 0, n_positions: int = 16, vocab: int = 97) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(
-        GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=16, n_layer=2, n_head=2)
-    ).eval()
+def _tiny_model(seed: int = 0, n_positions: int = 16, vocab: int = 97) -> PreTrainedModel:
+    """A random 2-layer, 16-wide GPT-2 with 2 heads and GPT-2's BOS/EOS ids (the defaults)."""
+    ids = {"bos_token_id": 50256, "eos_token_id": 50256}
+    return make(
+        "gpt2", 2, seed, vocab_size=vocab, n_positions=n_positions, n_embd=16, n_head=2, **ids
+    )
 
 
-def _ppl_by_hand(model: GPT2LMHeadModel, windows: list[torch.Tensor]) -> float:
+def _ppl_by_hand(model: PreTrainedModel, windows: list[torch.Tensor]) -> float:
     nll, count = 0.0, 0
-    with torch.no_grad():
-        for w in windows:
-            logits = model(w.unsqueeze(0)).logits[0]
-            logp = torch.log_softmax(logits.double(), dim=-1)
-            for t in range(len(w) - 1):
-                nll -= float(logp[t, w[t + 1]])
-                count += 1
+    for w in windows:
+        for value in token_log_probs(model, w.tolist()):
+            nll -= float(value)
+            count += 1
     return math.exp(nll / count)
 
 
@@ -165,27 +164,8 @@ GENERATIONS = [
 ]
 
 
-def _nll_by_hand(model_dir: Path, rows: list[dict]) -> tuple[float, int]:
-    """Summed NLL of the continuation tokens, one unpadded float64 forward pass per row."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    nll, count = 0.0, 0
-    with torch.no_grad():
-        for row in rows:
-            if not row["continuation"].strip():
-                continue
-            head = tok(row["prompt"])["input_ids"] or [tok.bos_token_id]
-            cont = tok(row["continuation"], add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([head + cont])
-            logp = torch.log_softmax(model(ids).logits[0], dim=-1)
-            for t in range(len(head), len(head) + len(cont)):
-                nll -= float(logp[t - 1, ids[0, t]])
-                count += 1
-    return nll, count
-
-
 def test_continuation_nll_matches_hand_computation(tiny_gpt2_dir: Path) -> None:
-    expected, n_expected = _nll_by_hand(tiny_gpt2_dir, GENERATIONS)
+    expected, n_expected = continuation_nll_by_hand(tiny_gpt2_dir, GENERATIONS)
     assert n_expected == 4 + 2 + 2  # " on|the|mat|.", "Hello|world", " the|market"
     model, tok = load_model(tiny_gpt2_dir)
     pairs = [(r["prompt"], r["continuation"]) for r in GENERATIONS]
@@ -203,7 +183,7 @@ def test_continuation_perplexity_matches_hand_computation(
 ) -> None:
     path = tmp_path / "gen.jsonl"
     write_jsonl(path, GENERATIONS)
-    nll, count = _nll_by_hand(tiny_gpt2_dir, GENERATIONS)
+    nll, count = continuation_nll_by_hand(tiny_gpt2_dir, GENERATIONS)
     for batch_size in (1, 3):
         got = continuation_perplexity(tiny_gpt2_dir, path, batch_size=batch_size)
         assert got == pytest.approx(math.exp(nll / count), rel=1e-4)
@@ -247,15 +227,6 @@ def test_perplexity_module_does_not_import_quality() -> None:
 # --------------------------------------------------------------------------- stored token ids
 
 
-def _log_softmax_nll(model_dir: Path, head: list[int], cont: list[int]) -> float:
-    """Summed NLL of ``cont`` after ``head``: one float64 forward pass, log-softmax by hand."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
-    ids = torch.tensor([head + cont])
-    with torch.no_grad():
-        logp = torch.log_softmax(model(ids).logits[0], dim=-1)
-    return -sum(float(logp[t - 1, ids[0, t]]) for t in range(len(head), len(ids[0])))
-
-
 def _id_rows(tok) -> list[dict]:
     """Rows as generation writes them; the first one's ids are not what its text re-encodes to."""
     odd = tok(" hel", add_special_tokens=False)["input_ids"] + tok("lo world")["input_ids"]
@@ -291,10 +262,12 @@ def test_the_teacher_scores_the_token_ids_as_drawn(tiny_gpt2_dir: Path) -> None:
     assert len(tok(rows[0]["continuation"], add_special_tokens=False)["input_ids"]) == 2
     per_row, source = rows_nll(model, tok, rows, batch_size=2)
     assert source == "token_ids"
+    by_hand = float64_model(tiny_gpt2_dir)
     for row, (nll, count) in zip(rows[:2], per_row, strict=False):
         head, cont = row["prompt_token_ids"], row["continuation_token_ids"]
         assert count == len(cont)
-        assert nll == pytest.approx(_log_softmax_nll(tiny_gpt2_dir, head, cont), rel=1e-5)
+        hand = -token_log_probs(by_hand, head + cont, start=len(head)).sum()
+        assert nll == pytest.approx(hand, rel=1e-5)
     assert per_row[2] == (0.0, 0)  # an empty continuation is not scored
     text_nll, text_count = continuation_nll(
         model, tok, [(rows[0]["prompt"], rows[0]["continuation"])]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_zoo import make
-from test_structured import END_TO_END, save_tiny_folder
+from test_structured import END_TO_END
 from torch import nn
 from transformers import AutoModelForCausalLM
 from transformers.pytorch_utils import Conv1D
@@ -27,6 +26,7 @@ from compfair.compression.quantize import (
 )
 from compfair.compression.run import compress_model
 from compfair.variants import build_variants, variant_problems
+from tests.support import make, save_tiny_folder
 
 W = torch.tensor([[0.3, -0.6, 0.9, 0.0], [1.0, 2.2, 3.0, 4.0]])
 

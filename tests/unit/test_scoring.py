@@ -20,12 +20,9 @@ import pytest
 import torch
 from transformers import (
     BertTokenizer,
-    GPT2Config,
-    GPT2ForSequenceClassification,
 )
 
 from compfair.io import InputError, write_jsonl
-from compfair.models import gpt2_tokenizer
 from compfair.plugins import load_plugins
 from compfair.scoring import (
     BUILTIN_PACKAGE,
@@ -49,6 +46,7 @@ from compfair.scoring.scorers.jigsaw_bilstm import (
     _TokenizerState,
     _TokenizerUnpickler,
 )
+from tests.support import build_random_detoxify_checkpoint, build_random_gpt2_classifier
 
 PROFANE = "You are a fucking stupid piece of shit."
 NEUTRAL = "The library opens at nine in the morning."
@@ -241,29 +239,9 @@ def test_profanity_check_ranks_profane_above_neutral() -> None:
     assert probs[1] < 0.2
 
 
-def _make_classifier(folder: Path, labels: list[str]) -> Path:
-    """A tiny random GPT-2 sequence classifier with GPT-2's real tokenizer."""
-    tokenizer = gpt2_tokenizer()
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=32,
-        n_embd=16,
-        n_layer=1,
-        n_head=2,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={lab: i for i, lab in enumerate(labels)},
-        pad_token_id=tokenizer.eos_token_id,
-    )
-    GPT2ForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _make_classifier(tmp_path_factory.mktemp("clf"), ["neutral", "toxic"])
+    return build_random_gpt2_classifier(tmp_path_factory.mktemp("clf"), ["neutral", "toxic"])
 
 
 def test_hf_classifier_probabilities(classifier_dir: Path) -> None:
@@ -290,7 +268,7 @@ def test_hf_classifier_unknown_label(classifier_dir: Path) -> None:
 
 def test_regard_scores_columns_and_probabilities(tmp_path: Path) -> None:
     # labels in a different order than the output columns, and in upper case
-    folder = _make_classifier(tmp_path, ["POSITIVE", "other", "negative", "Neutral"])
+    folder = build_random_gpt2_classifier(tmp_path, ["POSITIVE", "other", "negative", "Neutral"])
     texts = ["She was a kind and brilliant doctor.", "He was a thief.", ""]
     frame = regard_scores(texts, model=str(folder), batch_size=2)
     assert (
@@ -393,9 +371,6 @@ def test_detoxify_offline_download_failure(monkeypatch: pytest.MonkeyPatch) -> N
     assert "scoring.scorer_options.checkpoint" in message
 
 
-from tests.support import build_random_detoxify_checkpoint  # noqa: E402
-
-
 def test_detoxify_real_package_with_a_local_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -472,7 +447,7 @@ def test_score_generations_unknown_scorer_leaves_no_file(tmp_path: Path) -> None
 
 
 def test_score_generations_adds_regard_when_configured(tmp_path: Path) -> None:
-    folder = _make_classifier(tmp_path, ["negative", "neutral", "positive", "other"])
+    folder = build_random_gpt2_classifier(tmp_path, ["negative", "neutral", "positive", "other"])
     gens = tmp_path / "g.jsonl"
     write_jsonl(
         gens,

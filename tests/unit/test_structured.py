@@ -18,10 +18,8 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-import transformers as tf
-from model_zoo import FAMILIES, VOCAB, make
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM
 
 from compfair.architecture import weight_out_in
 from compfair.compression import Context, get_method
@@ -36,45 +34,14 @@ from compfair.compression.structured import (
 )
 from compfair.io import InputError
 from compfair.training import load_tokens
+from tests.support import FAMILIES, VOCAB, make, save_tiny_folder, tiny_moe
 
 #: The families every method runs on end to end (Conv1D, GQA Linear, fused per-head q/k/v, OPT).
 END_TO_END = ["gpt2", "llama", "gpt_neox", "opt", "qwen2"]
 CALIBRATION = {"n_sequences": 4, "seq_len": 16}
-MOE = tf.Qwen2MoeConfig(
-    vocab_size=VOCAB,
-    hidden_size=32,
-    intermediate_size=64,
-    moe_intermediate_size=16,
-    shared_expert_intermediate_size=48,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    num_experts=4,
-    num_experts_per_tok=2,
-)
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def save_tiny_folder(model: PreTrainedModel, folder: Path) -> Path:
-    """Save ``model`` with a 128-word tokenizer (``<pad> <bos> <eos> <unk> w4 .. w127``)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2, "<unk>": 3}
-    vocab.update({f"w{i}": i for i in range(4, VOCAB)})
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<bos>",
-        eos_token="<eos>",
-        unk_token="<unk>",
-    )
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def calibration_file(path: Path, n_tokens: int = 256, seed: int = 0) -> Path:
@@ -262,7 +229,7 @@ def test_weakest_channels_go(method: str) -> None:
 
 
 def test_channels_refuse_mixture_of_experts_and_report_mismatch() -> None:
-    moe = AutoModelForCausalLM.from_config(MOE)
+    moe = tiny_moe()
     with pytest.raises(ValueError, match="mixture-of-experts"):
         apply("channels", moe, 0.25)
     model = make("opt", n_layer=2)
