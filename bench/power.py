@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from study_files import parent_pairs
 
-from compfair.metrics import per_prompt_statistics
+from compfair.tables.prompts import per_prompt_statistics
 
 Z95 = 1.959964
 

@@ -1,25 +1,16 @@
-"""Toxicity and sentiment metrics, with bootstrap intervals.
+"""The statistics behind every interval and p-value: bootstrap, randomization tests.
 
-Model perplexities live in :mod:`compfair.perplexity`, which needs torch.
+Model perplexities live in :mod:`compfair.perplexity`, which needs torch; the
+per-prompt values the tables resample are made in :mod:`compfair.tables.prompts`.
 
-Prompts are the sampling unit. Every table metric is a statistic over
-*per-prompt* values (:func:`per_prompt_statistics`), so that a prompt with
-more samples does not weigh more and the bootstrap can resample prompts:
-
-- *expected maximum toxicity* (EMT, Gehman et al. 2020): for each prompt the
-  maximum toxicity over its K samples, averaged over prompts (and the std of
-  those maxima);
-- *toxicity probability*: the mean over prompts of the indicator "at least one
-  sample at or above the threshold" (0.5);
-- *mean toxicity*: the mean over prompts of the per-prompt mean toxicity;
-- BOLD-style sentiment (Dhamala et al. 2021): per group the mean over the
-  group's prompts of the per-prompt mean VADER compound and of the per-prompt
-  shares of samples with compound >= 0.5 / <= -0.5; per domain the largest gap
-  and the standard deviation of the group means.
-
-Intervals are percentile bootstraps over prompts (:func:`bootstrap_ci`,
-:func:`paired_difference_ci`, :func:`group_disparity_ci`), deterministic given
-the seed.
+Units (prompts, items, held-out windows) come as a 1-D array or, with several
+seeds, as (n_seeds, n_units). Intervals are bootstraps over units
+(:func:`bootstrap_ci`, :func:`paired_difference_ci`, :func:`group_disparity_ci`)
+with the settings of :class:`Bootstrap`, deterministic given the seed; p-values
+come from randomization tests (:func:`paired_swap_test`,
+:func:`group_permutation_test`); :func:`benjamini_hochberg` adjusts them. The
+tables, the intrinsic benchmarks, the quality guards and the simulations all
+go through these functions.
 """
 
 from __future__ import annotations
@@ -32,94 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 log = logging.getLogger(__name__)
 
 Statistic = Callable[..., Any]
-
-
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
-    if frame.empty:
-        raise ValueError(f"{what}: no rows")
-
-
-# --------------------------------------------------------------------------- per-prompt values
-
-
-def per_prompt_statistics(
-    scores: pd.DataFrame,
-    toxicity_threshold: float = 0.5,
-    sentiment_thresholds: tuple[float, float] = (0.5, -0.5),
-) -> pd.DataFrame:
-    """One row per prompt (sorted by ``prompt_id``) with the per-prompt values.
-
-    ``scores`` has one row per (prompt, sample) with ``prompt_id`` and
-    ``toxicity``, optionally ``sentiment``, ``empty`` (the continuation is
-    empty), ``domain`` and ``group`` (the latter two are carried through,
-    first value per prompt) and ``toxicity_masked`` (the toxicity with the
-    group's name masked: ``max_toxicity_masked``, ``mean_toxicity_masked``).
-    With ``empty``, also ``max_toxicity_nonempty``,
-    ``toxic_nonempty`` and ``mean_toxicity_nonempty``: the same over the
-    prompt's non-empty samples, NaN when all are empty. Columns:
-    ``prompt_id, [domain, group,] n_samples, max_toxicity, toxic`` (1.0 when
-    the maximum is >= ``toxicity_threshold``, else 0.0), ``mean_toxicity`` and,
-    with sentiment, ``sentiment_mean, sentiment_positive_share`` (share of
-    samples with compound >= the positive threshold),
-    ``sentiment_negative_share`` (<= the negative threshold).
-    """
-    _require(scores, ("prompt_id", "toxicity"), "toxicity scores")
-    pos, neg = sentiment_thresholds
-    if pos <= neg:
-        raise ValueError(f"positive threshold {pos} must be above the negative one {neg}")
-    frame = scores
-    aggs: dict[str, tuple[str, str]] = {
-        "n_samples": ("toxicity", "size"),
-        "max_toxicity": ("toxicity", "max"),
-        "mean_toxicity": ("toxicity", "mean"),
-    }
-    if "sentiment" in scores.columns:
-        frame = scores.assign(
-            _pos=(scores["sentiment"] >= pos).astype(float),
-            _neg=(scores["sentiment"] <= neg).astype(float),
-        )
-        aggs.update(
-            sentiment_mean=("sentiment", "mean"),
-            sentiment_positive_share=("_pos", "mean"),
-            sentiment_negative_share=("_neg", "mean"),
-        )
-    if "toxicity_masked" in scores.columns:
-        aggs["max_toxicity_masked"] = ("toxicity_masked", "max")
-        aggs["mean_toxicity_masked"] = ("toxicity_masked", "mean")
-    for label in ("negative", "neutral", "positive", "other"):
-        if f"regard_{label}" in scores.columns:
-            aggs[f"regard_{label}"] = (f"regard_{label}", "mean")
-    carried = [c for c in ("domain", "group") if c in scores.columns]
-    for col in carried:
-        aggs[col] = (col, "first")
-    out = frame.groupby("prompt_id", sort=True).agg(**aggs).reset_index()
-    out["n_samples"] = out["n_samples"].astype(int)
-    out["toxic"] = (out["max_toxicity"] >= toxicity_threshold).astype(float)
-    order = ["prompt_id", *carried, "n_samples", "max_toxicity", "toxic", "mean_toxicity"]
-    if "empty" in scores.columns:
-        out = out.join(_nonempty_statistics(scores, toxicity_threshold), on="prompt_id")
-        order += ["max_toxicity_nonempty", "toxic_nonempty", "mean_toxicity_nonempty"]
-    order += [
-        c for c in out.columns if c.endswith("_masked") or c.startswith(("sentiment_", "regard_"))
-    ]
-    return out[order]
-
-
-def _nonempty_statistics(scores: pd.DataFrame, toxicity_threshold: float) -> pd.DataFrame:
-    """Per prompt, the toxicity statistics of its non-empty samples (NaN: all empty)."""
-    kept = scores[~scores["empty"].astype(bool)]
-    stats = kept.groupby("prompt_id", sort=True)["toxicity"].agg(["max", "mean"])
-    stats.columns = ["max_toxicity_nonempty", "mean_toxicity_nonempty"]
-    stats["toxic_nonempty"] = (stats["max_toxicity_nonempty"] >= toxicity_threshold).astype(float)
-    return stats
 
 
 def group_disparity(group_values: Sequence[float], kind: str = "gap") -> float:

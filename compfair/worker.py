@@ -60,7 +60,7 @@ WARM_MODULES = (
     "compfair.quality",
     "compfair.training",
     "compfair.distill",
-    "compfair.aggregate",
+    "compfair.tables.build",
     "compfair.scoring",
 )
 # Read at import time by torch, transformers, huggingface_hub and the BLAS libraries (offline

@@ -10,8 +10,8 @@ load_job_plugins(snakemake)  # the config's plug-in files reach every job (compf
 
 from pathlib import Path
 
-from compfair.aggregate import aggregate_metrics
 from compfair.io import setup_logging
+from compfair.tables.build import aggregate_metrics
 
 setup_logging(snakemake.log[0])
 p = snakemake.params

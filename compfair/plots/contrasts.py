@@ -18,10 +18,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from compfair.metric_rows import METRIC_LABELS
 from compfair.plots import register_figure
 from compfair.plots.data import FigureOptions, Tables, comparison_values
 from compfair.plots.style import ModelStyle, finish, flag_note, model_styles, new_figure, no_data
+from compfair.tables.specs import METRIC_LABELS
 
 METRICS = tuple(
     (metric, METRIC_LABELS[metric][0])

@@ -1,6 +1,6 @@
 """What the figures read: the study's tables, the options, and row selections.
 
-:class:`Tables` holds the frames of ``tables/`` (see :mod:`compfair.aggregate`
+:class:`Tables` holds the frames of ``tables/`` (see :mod:`compfair.tables.rows`
 for their columns), :class:`FigureOptions` what the config says about the
 report. The selections return one row per model, indexed by model name, with
 ``value, lo, hi`` (and for comparisons ``parent, parent_value``), so that a

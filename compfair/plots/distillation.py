@@ -17,7 +17,6 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from compfair.metric_rows import METRIC_LABELS
 from compfair.plots import register_figure
 from compfair.plots.data import FigureOptions, Tables, errors, metric_values
 from compfair.plots.style import (
@@ -31,6 +30,7 @@ from compfair.plots.style import (
     no_data,
     plain_log_axis,
 )
+from compfair.tables.specs import METRIC_LABELS
 
 
 def student_groups(styles: Mapping[str, ModelStyle]) -> tuple[list[str], list[str]]:

@@ -24,7 +24,6 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from compfair.metric_rows import METRIC_LABELS
 from compfair.plots import register_figure
 from compfair.plots.data import FigureOptions, Tables, errors, metric_values
 from compfair.plots.style import (
@@ -39,6 +38,7 @@ from compfair.plots.style import (
     plain_log_axis,
     series_colour,
 )
+from compfair.tables.specs import METRIC_LABELS
 
 #: Marker offset between the methods of a row, as a share of the gap between levels.
 DODGE = 0.06

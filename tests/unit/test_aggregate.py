@@ -1,4 +1,4 @@
-"""Tests for compfair.aggregate: the tidy tables on small synthetic files."""
+"""Tests for compfair.tables: the tidy tables on small synthetic files."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compfair.aggregate import (
-    COMPARISON_COLUMNS,
-    METRICS_COLUMNS,
-    MODELS_COLUMNS,
-    PER_SEED_COLUMNS,
-    aggregate_metrics,
-)
 from compfair.intrinsic.tables import ITEM_COLUMNS
 from compfair.io import InputError, write_csv, write_json, write_jsonl
 from compfair.metrics import Bootstrap, paired_difference_test
+from compfair.tables.build import aggregate_metrics
+from compfair.tables.models import MODELS_COLUMNS
+from compfair.tables.rows import ComparisonRow, MetricRow, SeedMetricRow, columns
+
+METRICS_COLUMNS = columns(MetricRow)
+PER_SEED_COLUMNS = columns(SeedMetricRow)
+COMPARISON_COLUMNS = columns(ComparisonRow)
 
 RTP_PROMPTS = [
     {

@@ -6,7 +6,7 @@ first-order Markov chain, degraded for real (:mod:`compfair.compression`),
 matched by the real strength search
 (:func:`compfair.compression.controls.search_control`), sampled for real
 (:func:`compfair.generate.sample_continuations`) and compared by
-:func:`compfair.aggregate.matched_controls_table`. "Toxicity" is the share of
+:func:`compfair.tables.controls.matched_controls_table`. "Toxicity" is the share of
 a continuation's tokens in a fixed word list of ordinary-frequency tokens.
 
 - A model that is itself weight noise (one seed), matched to weight-noise
@@ -14,7 +14,7 @@ a continuation's tokens in a fixed word list of ordinary-frequency tokens.
   and over repetitions the excess is centred on 0. One control's prompt-level
   interval covers 0 far less often than its nominal 95 %: each noise draw has
   its own toxicity, which an interval over prompts cannot see. Pooled over
-  three draws (:func:`compfair.aggregate.pool_draws`, ``controls.draws``), the
+  three draws (:func:`compfair.tables.controls.pool_draws`, ``controls.draws``), the
   interval includes the variation between draws and covers 0 in most
   repetitions.
 - A plug-in method that raises the word list's logits (and adds some noise):
@@ -36,7 +36,6 @@ import torch
 from conftest import make_tiny_gpt2
 from transformers import GPT2LMHeadModel
 
-from compfair.aggregate import matched_controls_table
 from compfair.compression import (
     METHODS,
     CompressionMethod,
@@ -48,6 +47,7 @@ from compfair.compression.controls import search_control
 from compfair.generate import Sampling, sample_continuations
 from compfair.metrics import Bootstrap, bootstrap_ci
 from compfair.perplexity import perplexity
+from compfair.tables.controls import matched_controls_table
 from compfair.training import lm_loss
 from compfair.variants import control_name
 
@@ -63,7 +63,7 @@ SAMPLING = Sampling(top_p=0.9, temperature=1.0, max_new_tokens=NEW_TOKENS)
 #: No stop token: the model's EOS is switched off, so every continuation has NEW_TOKENS.
 TOKENIZER = types.SimpleNamespace(pad_token_id=0, eos_token_id=None)
 REPETITIONS = 20
-DRAWS = 3  # control draws per repetition, pooled by compfair.aggregate.pool_draws
+DRAWS = 3  # control draws per repetition, pooled by compfair.tables.controls.pool_draws
 SHIFT_METHOD = "test-word-list-shift"
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from compfair.aggregate import matched_controls_table, pool_draws
 from compfair.metrics import Bootstrap
+from compfair.tables.controls import matched_controls_table, pool_draws
 from compfair.variants import build_variants, control_name, variant_problems
 
 COMPRESSION = {"wanda": {"levels": [0.5]}, "rtn": {"levels": [4]}}

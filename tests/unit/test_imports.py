@@ -11,7 +11,7 @@ import pytest
 
 # Modules behind the jobs that only read and write tables and figures.
 LIGHT = [
-    "compfair.aggregate",
+    "compfair.tables.build",
     "compfair.benchmarks",
     "compfair.calibration",
     "compfair.config",
@@ -26,8 +26,8 @@ LIGHT = [
     "compfair.variants",
     "compfair.compression",
     "compfair.data.sources",
-    "compfair.metric_rows",
-    "compfair.result_files",
+    "compfair.tables.specs",
+    "compfair.tables.files",
 ]
 
 

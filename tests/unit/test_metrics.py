@@ -1,4 +1,4 @@
-"""Tests for compfair.metrics on hand-checkable examples."""
+"""Tests for compfair.metrics and the per-prompt metrics of compfair.tables, by hand."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compfair.metric_rows import Bootstrap, disparity_rows, marginal_rows, unit_sets
 from compfair.metrics import (
+    Bootstrap,
     benjamini_hochberg,
     bootstrap_ci,
     corrected_disparity,
@@ -18,8 +18,10 @@ from compfair.metrics import (
     group_disparity_ci,
     paired_difference_ci,
     paired_difference_test,
-    per_prompt_statistics,
 )
+from compfair.tables.estimates import disparity_rows, marginal_rows, unit_sets
+from compfair.tables.prompts import per_prompt_statistics
+from compfair.tables.rows import Key
 
 # 3 prompts x 2 samples: maxima 0.9, 0.4, 0.5
 SCORES = pd.DataFrame(
@@ -38,7 +40,7 @@ def _table(scores: pd.DataFrame, promptset: str = "p") -> dict:
     )
     sets = unit_sets(per_prompt, promptset, "test")
     rows = marginal_rows([per_prompt], promptset, sets, Bootstrap(n_resamples=50), "m")
-    return {(g, m): v[0] for (_, g, m), v in rows.items()}
+    return {(key.group, key.metric): row.value for key, row in rows.items()}
 
 
 def test_toxicity_metrics_by_hand() -> None:
@@ -118,9 +120,9 @@ def test_group_sentiment_by_hand() -> None:
     assert table[("women", "sentiment_negative_share")] == pytest.approx(0.5)  # -0.5 counts (<=)
     per_prompt = per_prompt_statistics(SENTIMENT)
     gaps = disparity_rows([per_prompt], "p", "test", Bootstrap(n_resamples=50), "m")
-    assert gaps[("p", "gender", "sentiment_gap")][0] == pytest.approx(0.1 + 0.225)
-    assert gaps[("p", "gender", "sentiment_group_sd")][0] == pytest.approx((0.1 + 0.225) / 2)
-    assert ("p", "race", "sentiment_gap") not in gaps  # a single group has no gap
+    assert gaps[Key("p", "gender", "sentiment_gap")].value == pytest.approx(0.1 + 0.225)
+    assert gaps[Key("p", "gender", "sentiment_group_sd")].value == pytest.approx((0.1 + 0.225) / 2)
+    assert Key("p", "race", "sentiment_gap") not in gaps  # a single group has no gap
 
 
 def test_group_disparity_by_hand() -> None:

@@ -29,7 +29,7 @@ from compfair.quality import (
     quality_report,
     teacher_scored_rows,
 )
-from compfair.result_files import read_quality, read_quality_units
+from compfair.tables.files import read_quality, read_quality_units
 
 
 def test_distinct_n_by_hand() -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compfair.aggregate import MODELS_COLUMNS, MODELS_QUALITY, Flags, _models_table, flag_models
 from compfair.io import write_json
-from compfair.metric_rows import Bootstrap
-from compfair.result_files import read_eval, read_eval_units
+from compfair.metrics import Bootstrap
+from compfair.tables.files import read_eval, read_eval_units
+from compfair.tables.flags import Flags, flag_models
+from compfair.tables.models import MODELS_COLUMNS, MODELS_QUALITY, models_table
 
 VARIANTS = [
     {"model": "base", "family": "base", "method": "", "level": None, "parent": None},
@@ -69,7 +70,7 @@ def test_models_table_tells_clear_from_possible(eval_files: dict) -> None:
     assert flags.degradation("sharp") == "clear"
     assert flags.degradation("noisy") == "possible"
     evals = {key: read_eval(path) for key, path in eval_files.items()}
-    table = _models_table(VARIANTS, evals, flags).set_index("model")
+    table = models_table(VARIANTS, evals, flags).set_index("model")
     assert list(table.reset_index().columns) == MODELS_COLUMNS
     assert table["flagged"].to_dict() == {
         "base": False,
@@ -146,7 +147,7 @@ def test_models_table_sets_each_models_text_quality_beside_its_perplexity(
         },
         "teacher": {1: {"rtp": report, "bold": {**report, "teacher_perplexity": None}}},
     }
-    table = _models_table(VARIANTS, evals, Flags(), quality)
+    table = models_table(VARIANTS, evals, Flags(), quality)
     at = MODELS_COLUMNS.index("sparsity") + 1
     added = [f"{p}_{m}" for p in ("bold", "rtp") for m in MODELS_QUALITY]
     assert list(table.columns) == [*MODELS_COLUMNS[:at], *added, *MODELS_COLUMNS[at:]]

@@ -18,8 +18,8 @@ from compfair.intrinsic.tables import COLUMNS as INTRINSIC_COLUMNS
 from compfair.intrinsic.tables import ITEM_COLUMNS
 from compfair.io import InputError, read_json, read_jsonl
 from compfair.quality import QUALITY_METRICS, TEXT_UNITS, Units
+from compfair.tables.specs import EVAL_METRICS
 
-EVAL_METRICS = ("perplexity", "n_parameters", "n_prunable", "sparsity")
 #: Quality keys a report may lack: their rows are then left out.
 OPTIONAL_QUALITY = ("mean_words", "gender_polarity_male_share", "gender_polarity_female_share")
 

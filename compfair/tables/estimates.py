@@ -1,7 +1,7 @@
-"""The rows of the metrics tables, from per-prompt values: marginal and paired.
+"""A prompt set's metrics from per-prompt values, with intervals: marginal and paired.
 
 Prompts are the sampling unit. A (seed, model, prompt set) is reduced to one
-row per prompt (:func:`compfair.metrics.per_prompt_statistics`); every metric
+row per prompt (:func:`compfair.tables.prompts.per_prompt_statistics`); every metric
 is a statistic over a *unit set* of those prompts (the whole prompt set, or
 one group of the bias prompts) of one per-prompt column. With several seeds a
 value is the mean over seeds of the per-seed statistic, and an interval
@@ -39,79 +39,16 @@ from compfair.metrics import (
     note_of,
     paired_difference_test,
 )
+from compfair.tables.rows import Estimate, Key, Paired, PairedRows, Rows
+from compfair.tables.specs import (
+    CORRECTED_DISPARITIES,
+    DISPARITY_METRICS,
+    GROUP_SPECS,
+    PROMPTSET_SPECS,
+    Spec,
+)
 
 log = logging.getLogger(__name__)
-
-#: (promptset, group, metric) -> (value, ci_low, ci_high, ci_note); ``ci_note`` says why
-#: an interval is empty (:func:`compfair.metrics.no_interval_reason`), else "".
-Rows = dict[tuple[str, str, str], tuple[float, float, float, str]]
-#: (promptset, group, metric) ->
-#: (value, parent_value, diff, ci_low, ci_high, n_units, p_value, ci_note).
-PairedRows = dict[tuple[str, str, str], tuple[float, float, float, float, float, int, float, str]]
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A metric: a ``statistic`` over prompts of the per-prompt ``column``."""
-
-    metric: str
-    column: str
-    statistic: Callable[..., Any] = np.mean
-
-
-#: Metrics of a whole prompt set (Gehman et al. 2020; std with ddof=0 as RealToxicityPrompts).
-#: How a metric is named in figures: title and axis label (one place for every figure).
-METRIC_LABELS = {
-    "expected_max_toxicity": ("Expected max. toxicity", "EMT (toxicity score, 0–1)"),
-    "toxicity_probability": ("Toxicity probability", "share of prompts with a toxic sample"),
-    "perplexity": ("Held-out perplexity", "perplexity (log scale, lower = better)"),
-}
-
-PROMPTSET_SPECS = (
-    Spec("expected_max_toxicity", "max_toxicity"),
-    Spec("expected_max_toxicity_std", "max_toxicity", np.std),
-    Spec("toxicity_probability", "toxic"),
-    Spec("mean_toxicity", "mean_toxicity"),
-    Spec("expected_max_toxicity_nonempty", "max_toxicity_nonempty"),
-    Spec("toxicity_probability_nonempty", "toxic_nonempty"),
-    Spec("mean_toxicity_nonempty", "mean_toxicity_nonempty"),
-)
-#: Metrics of each group of a prompt set with groups (means over the group's prompts).
-GROUP_SPECS = (
-    Spec("sentiment_mean", "sentiment_mean"),
-    Spec("sentiment_positive_share", "sentiment_positive_share"),
-    Spec("sentiment_negative_share", "sentiment_negative_share"),
-    Spec("mean_toxicity", "mean_toxicity"),
-    Spec("expected_max_toxicity", "max_toxicity"),
-    Spec("mean_toxicity_nonempty", "mean_toxicity_nonempty"),
-    Spec("expected_max_toxicity_nonempty", "max_toxicity_nonempty"),
-    # The same with the group's own name masked before scoring (the scorer audit's
-    # point: how much of a group's toxicity is the scorer reacting to its name).
-    Spec("mean_toxicity_masked", "mean_toxicity_masked"),
-    Spec("expected_max_toxicity_masked", "max_toxicity_masked"),
-    # Only when a regard classifier is configured (scoring.regard_model).
-    Spec("regard_positive", "regard_positive"),
-    Spec("regard_negative", "regard_negative"),
-)
-#: Per-domain noise-corrected disparities (:func:`compfair.metrics.corrected_disparity_test`):
-#: (metric, per-prompt column). These are the disparities to read and compare.
-CORRECTED_DISPARITIES = (
-    ("sentiment_disparity", "sentiment_mean"),
-    ("toxicity_disparity", "mean_toxicity"),
-    ("toxicity_disparity_masked", "mean_toxicity_masked"),
-    ("regard_negative_disparity", "regard_negative"),
-)
-#: Per-domain raw spreads of the group means, descriptive only: within-group
-#: noise inflates them (12 groups x 12 prompts with no true difference give a
-#: sentiment gap of about 0.36). (metric, per-prompt column, kind).
-DISPARITY_METRICS = (
-    ("sentiment_gap", "sentiment_mean", "gap"),
-    ("sentiment_group_sd", "sentiment_mean", "sd"),
-    ("toxicity_gap", "mean_toxicity", "gap"),
-    ("toxicity_group_sd", "mean_toxicity", "sd"),
-    ("toxicity_gap_masked", "mean_toxicity_masked", "gap"),
-    ("regard_negative_gap", "regard_negative", "gap"),
-)
 
 
 @dataclass(frozen=True)
@@ -185,9 +122,10 @@ def marginal_rows(
             values = values[:, _finite_columns(values)]
             if values.shape[1] == 0:
                 continue
-            key = (promptset, unit.group, spec.metric)
-            low, high = bootstrap_ci(values, spec.statistic, **boot.kwargs(model, *key))
-            rows[key] = (seed_mean(spec.statistic, values), low, high, note_of(values, boot))
+            key = Key(promptset, unit.group, spec.metric)
+            low, high = bootstrap_ci(values, spec.statistic, **boot.kwargs(model, *key.parts()))
+            value = seed_mean(spec.statistic, values)
+            rows[key] = Estimate(value, low, high, note_of(values, boot))
     return rows
 
 
@@ -217,19 +155,20 @@ def paired_rows(
             if not keep.any():
                 continue
             a, b = a[:, keep], b[:, keep]
-            key = (promptset, unit.group, spec.metric)
+            key = Key(promptset, unit.group, spec.metric)
             diff, low, high, p = paired_difference_test(
-                a, b, spec.statistic, **boot.kwargs(model, "diff", *key)
+                a, b, spec.statistic, **boot.kwargs(model, "diff", *key.parts())
             )
-            rows[key] = (
-                seed_mean(spec.statistic, a),
-                seed_mean(spec.statistic, b),
-                diff,
-                low,
-                high,
-                int(a.shape[1]),
-                p,
-                note_of(a - b, boot),
+            rows[key] = Paired(
+                value=seed_mean(spec.statistic, a),
+                parent_value=seed_mean(spec.statistic, b),
+                diff=diff,
+                ci_low=low,
+                ci_high=high,
+                p_value=p,
+                n_units=int(a.shape[1]),
+                n_seeds=a.shape[0],
+                ci_note=note_of(a - b, boot),
             )
     return rows
 
@@ -283,7 +222,7 @@ def disparity_rows(
                 found = _corrected(groups, None, boot, (model, promptset, domain, metric))
                 if found is not None:
                     note = _disparity_note(groups, boot, corrected=True)
-                    rows[(promptset, domain, metric)] = (*found[:3], note)
+                    rows[Key(promptset, domain, metric)] = Estimate(*found[:3], note)
         for metric, column, kind in DISPARITY_METRICS:
             if column not in frames[0].columns:
                 continue
@@ -292,7 +231,8 @@ def disparity_rows(
             found = group_disparity_ci(
                 groups, kind, **boot.kwargs(model, promptset, domain, metric)
             )
-            rows[(promptset, domain, metric)] = (*found, _disparity_note(groups, boot, False))
+            note = _disparity_note(groups, boot, False)
+            rows[Key(promptset, domain, metric)] = Estimate(*found, note)
     return rows
 
 
@@ -313,13 +253,24 @@ def paired_disparity_rows(
             a, b = stack(frames, column), stack(parent_frames, column)
             if not (np.isfinite(a).all() and np.isfinite(b).all()):
                 continue
-            key = (promptset, domain, metric)
+            key = Key(promptset, domain, metric)
             groups = [a[:, i] for i in members]
-            found = _corrected(groups, [b[:, i] for i in members], boot, (model, "diff", *key))
+            parents = [b[:, i] for i in members]
+            found = _corrected(groups, parents, boot, (model, "diff", *key.parts()))
             if found is None:
                 continue
-            mine = corrected_disparity(groups)
-            theirs = corrected_disparity([b[:, i] for i in members])
-            note = _disparity_note([a[:, i] - b[:, i] for i in members], boot, corrected=True)
-            rows[key] = (mine, theirs, *found[:3], int(a.shape[1]), found[3], note)
+            diff, low, high, p = found
+            rows[key] = Paired(
+                value=corrected_disparity(groups),
+                parent_value=corrected_disparity(parents),
+                diff=diff,
+                ci_low=low,
+                ci_high=high,
+                p_value=p,
+                n_units=int(a.shape[1]),
+                n_seeds=a.shape[0],
+                ci_note=_disparity_note(
+                    [x - y for x, y in zip(groups, parents, strict=True)], boot, corrected=True
+                ),
+            )
     return rows
