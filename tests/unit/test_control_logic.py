@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_tiny_gpt2
 from transformers import GPT2LMHeadModel
 
 from compfair.compression import (
@@ -50,6 +49,7 @@ from compfair.perplexity import perplexity
 from compfair.tables.controls import matched_controls_table
 from compfair.training import lm_loss
 from compfair.variants import control_name
+from tests.support import make_tiny_gpt2
 
 VOCAB = 100
 #: Held-out evaluation of every perplexity (as the workflow's ``evaluation`` config).

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from compfair.io import InputError, write_json, write_jsonl
 from compfair.quality import (
@@ -30,6 +28,7 @@ from compfair.quality import (
     teacher_scored_rows,
 )
 from compfair.tables.files import read_quality, read_quality_units
+from tests.support import continuation_nll_by_hand
 
 
 def test_distinct_n_by_hand() -> None:
@@ -94,20 +93,7 @@ GENERATIONS = [
 
 
 def _ppl_by_hand(model_dir: Path, rows: list[dict]) -> tuple[float, int]:
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    nll, count = 0.0, 0
-    with torch.no_grad():
-        for row in rows:
-            if not row["continuation"].strip():
-                continue
-            head = tok(row["prompt"])["input_ids"] or [tok.bos_token_id]
-            cont = tok(row["continuation"], add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([head + cont])
-            logp = torch.log_softmax(model(ids).logits[0], dim=-1)
-            for t in range(len(head), len(head) + len(cont)):
-                nll -= float(logp[t - 1, ids[0, t]])
-                count += 1
+    nll, count = continuation_nll_by_hand(model_dir, rows)
     return math.exp(nll / count), count
 
 
