@@ -48,6 +48,6 @@ onstart:
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/tables/metrics.csv",
+        LAYOUT.table("metrics.csv"),
         FIGURES,
-        f"{RESULTS}/tables/benchmarks.csv",
+        LAYOUT.table("benchmarks.csv"),

@@ -42,10 +42,11 @@ def main() -> None:
     parser.add_argument("--study", default="default")
     parser.add_argument("--promptset", default="rtp")
     args = parser.parse_args()
-    results = args.study_dir / "results" / args.study
     print("| seed | model | parent | identical to the parent's | shared prefix |")
     print("|---|---|---|---|---|")
-    for seed, row, mine, theirs in parent_pairs(results, "generations", f"{args.promptset}.jsonl"):
+    for seed, row, mine, theirs in parent_pairs(
+        args.study_dir, args.study, "generations", args.promptset
+    ):
         same, n, prefix = compare(mine, theirs)
         print(f"| {seed} | {row.model} | {row.parent} | {same} of {n} | {prefix:.0%} |")
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 from study_files import parent_pairs
 
+from compfair.layout import Layout
 from compfair.tables.prompts import per_prompt_statistics
 
 Z95 = 1.959964
@@ -76,15 +77,16 @@ def main() -> None:
     parser.add_argument("--promptset", default="rtp")
     parser.add_argument("--target", type=float, default=0.05)
     args = parser.parse_args()
-    results = args.study_dir / "results" / args.study
-    comparisons = pd.read_csv(results / "tables" / "comparisons.csv")
+    comparisons = pd.read_csv(Layout(args.study, args.study_dir).table("comparisons.csv"))
     print(f"prompt set {args.promptset}; target half-width {args.target}")
     print(
         "| seed | model | flagged | K | N | diff | sd | half-width (normal) "
         "| half-width (bootstrap) | prompts needed | continuations needed |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for seed, row, mine, theirs in parent_pairs(results, "scores", f"{args.promptset}.csv"):
+    for seed, row, mine, theirs in parent_pairs(
+        args.study_dir, args.study, "scores", args.promptset
+    ):
         lines = power_rows(pd.read_csv(mine), pd.read_csv(theirs), args.target)
         for line in lines:
             boot = (

@@ -7,13 +7,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from compfair.layout import Layout
 
-def parent_pairs(results: Path, subdir: str, name: str) -> Iterator[tuple[str, object, Path, Path]]:
+
+def parent_pairs(
+    study_dir: Path, study: str, kind: str, promptset: str
+) -> Iterator[tuple[str, object, Path, Path]]:
     """``(seed, models.csv row, model file, parent file)`` for every model with a parent and seed
-    where both ``<results>/<subdir>/seed-*/<model>/<name>`` files exist."""
-    models = pd.read_csv(results / "tables" / "models.csv").dropna(subset=["parent"])
-    for seed_dir in sorted((results / subdir).glob("seed-*")):
+    where both have a finished ``kind`` file (``"generations"`` or ``"scores"``) of
+    ``promptset`` (paths from compfair/layout.py)."""
+    layout = Layout(study, study_dir)
+    models = pd.read_csv(layout.table("models.csv")).dropna(subset=["parent"])
+    for seed_dir in sorted(Path(layout.results, kind).glob("seed-*")):
+        seed = seed_dir.name.removeprefix("seed-")
         for row in models.itertuples():
-            mine, theirs = seed_dir / row.model / name, seed_dir / row.parent / name
-            if mine.is_file() and theirs.is_file():
-                yield seed_dir.name, row, mine, theirs
+            try:
+                mine, theirs = (
+                    layout.finished(kind, seed=seed, model=m, promptset=promptset)
+                    for m in (row.model, row.parent)
+                )
+            except FileNotFoundError:
+                continue
+            yield seed_dir.name, row, mine, theirs

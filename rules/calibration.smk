@@ -8,8 +8,8 @@ rule calibrate_scorer:
     input:
         plugins=SCORER_PLUGINS,
     output:
-        table=f"{RESULTS}/tables/scorer_calibration.csv",
-        threshold=f"{RESULTS}/tables/scorer_threshold.json",
+        table=LAYOUT.table("scorer_calibration.csv"),
+        threshold=LAYOUT.table("scorer_threshold.json"),
     log:
         f"{LOGS}/calibrate_scorer.log",
     benchmark:
@@ -33,12 +33,12 @@ rule calibrate_scorer:
 
 rule audit_scorer:
     input:
-        prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
+        prompts=LAYOUT.path("prompts", promptset=config["report"]["bias_promptset"]),
         plugins=SCORER_PLUGINS,
     output:
-        table=f"{RESULTS}/tables/scorer_audit.csv",
-        spread=f"{RESULTS}/tables/scorer_audit_spread.csv",
-        sentences=f"{RESULTS}/tables/scorer_audit_sentences.csv",
+        table=LAYOUT.table("scorer_audit.csv"),
+        spread=LAYOUT.table("scorer_audit_spread.csv"),
+        sentences=LAYOUT.table("scorer_audit_sentences.csv"),
     log:
         f"{LOGS}/audit_scorer.log",
     benchmark:

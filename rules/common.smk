@@ -23,6 +23,8 @@ from compfair.config import (
 )
 from compfair.data.sources import get_source, source_problems
 from compfair.intrinsic import benchmark_problems, enabled_benchmarks, get_benchmark
+from compfair.layout import Layout, shard_count
+from compfair.layout import stored_path as layout_path
 from compfair.plots import figure_specs
 from compfair.plugins import load_plugins, plugin_file_of
 from compfair.scoring import SCORERS
@@ -72,7 +74,7 @@ SCORER_PLUGINS = plugin_files(SCORERS[config["scoring"]["toxicity_scorer"]])
 # ---- where a study writes --------------------------------------------------
 
 STUDY = config["study"]
-RESULTS = f"results/{STUDY}"
+LAYOUT = Layout(STUDY)  # every result path (compfair/layout.py)
 LOGS = f"logs/{STUDY}"
 BENCH = f"benchmarks/{STUDY}"
 
@@ -95,12 +97,7 @@ def train_seed(seed):
 
 def stored_path(model, tseed):
     """Folder of ``model`` under results/<study>/models, for training seed ``tseed``."""
-    family = VARIANTS[model].family
-    if family == BASE:
-        return BASE
-    if family == "reference":
-        return f"reference/{model}"
-    return f"seed-{tseed}/{model}"
+    return layout_path(model, VARIANTS[model].family, tseed)
 
 
 def model_path(model, seed):
@@ -127,7 +124,7 @@ wildcard_constraints:
 
 # The figures are plug-ins too (compfair/plots/): one module and one caption each.
 FIGURE_SPECS = figure_specs()
-FIGURES = [f"{RESULTS}/figures/{s.name}.png" for s in FIGURE_SPECS]
+FIGURES = [LAYOUT.figure(s.name) for s in FIGURE_SPECS]
 
 
 # ---- resources ------------------------------------------------------------
@@ -166,17 +163,19 @@ def scorer_gpus(wildcards):
 
 def model_dir(wildcards):
     """The folder of ``{model}`` for generation seed ``{seed}``."""
-    return f"{RESULTS}/models/{model_path(wildcards.model, wildcards.seed)}"
+    return LAYOUT.path("model", modelpath=model_path(wildcards.model, wildcards.seed))
 
 
 def teacher_dir(wildcards):
-    return f"{RESULTS}/models/{model_path(TEACHER, wildcards.seed)}"
+    return LAYOUT.path("model", modelpath=model_path(TEACHER, wildcards.seed))
 
 
 def parent_dir(wildcards):
     """The folder of the parent of ``{variant}`` (or ``{student}``) for training seed ``{tseed}``."""
     name = getattr(wildcards, "variant", None) or wildcards.student
-    return f"{RESULTS}/models/{stored_path(VARIANTS[name].parent, wildcards.tseed)}"
+    return LAYOUT.path(
+        "model", modelpath=stored_path(VARIANTS[name].parent, wildcards.tseed)
+    )
 
 
 def compress_inputs(wildcards):
@@ -184,25 +183,25 @@ def compress_inputs(wildcards):
     method = get_method(VARIANTS[wildcards.variant].method)
     inputs = {"parent": parent_dir(wildcards), "plugins": plugin_files(method)}
     if method.needs_calibration:
-        inputs["tokens"] = f"{RESULTS}/data/tokens/train.safetensors"
+        inputs["tokens"] = LAYOUT.path("tokens", split="train")
     return inputs
 
 
 def control_parent_dir(wildcards):
     """The folder of the parent of ``{control}`` (its model's parent) for ``{tseed}``."""
     parent = VARIANTS[wildcards.control].parent
-    return f"{RESULTS}/models/{stored_path(parent, wildcards.tseed)}"
+    return LAYOUT.path("model", modelpath=stored_path(parent, wildcards.tseed))
 
 
 def control_model_eval(wildcards):
     """The evaluation of the model ``{control}`` matches, for ``{tseed}``."""
     model = VARIANTS[wildcards.control].matches
-    return f"{RESULTS}/eval/{stored_path(model, wildcards.tseed)}.json"
+    return LAYOUT.path("eval", modelpath=stored_path(model, wildcards.tseed))
 
 
 def control_parent_eval(wildcards):
     parent = VARIANTS[wildcards.control].parent
-    return f"{RESULTS}/eval/{stored_path(parent, wildcards.tseed)}.json"
+    return LAYOUT.path("eval", modelpath=stored_path(parent, wildcards.tseed))
 
 
 def control_kind(wildcards):
@@ -320,7 +319,9 @@ def checkpoint_dir(stage):
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[
             :12
         ]
-        return f"{RESULTS}/checkpoints/{name}-seed{wildcards.tseed}-{digest}"
+        return LAYOUT.path(
+            "checkpoint", name=name, tseed=wildcards.tseed, digest=digest
+        )
 
     return path
 
@@ -329,23 +330,20 @@ def checkpoint_dir(stage):
 
 
 @functools.lru_cache(maxsize=None)
-def _count_lines(path, mtime_ns):
-    """Non-empty lines of a prompts file (cached: every gather job of a prompt set asks)."""
-    with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip())
+def _shard_count(path, mtime_ns):
+    """Shards of a prompts file (cached: every job of a prompt set asks)."""
+    return shard_count(path, config["generation"]["shard_size"])
 
 
 def shard_ids(promptset):
     """Shard indices of a prompt set; known once its prompts are prepared."""
     prompts = checkpoints.prepare_prompts.get(promptset=promptset).output[0]
-    n = _count_lines(prompts, os.stat(prompts).st_mtime_ns)
-    size = config["generation"]["shard_size"]
-    return list(range(max(1, math.ceil(n / size))))
+    return list(range(_shard_count(prompts, os.stat(prompts).st_mtime_ns)))
 
 
 def generation_shards(wildcards):
     return expand(
-        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
+        LAYOUT.path("generation_shard"),
         shard=shard_ids(wildcards.promptset),
         allow_missing=True,
     )
@@ -353,18 +351,21 @@ def generation_shards(wildcards):
 
 def score_shards(wildcards):
     return expand(
-        f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.csv",
+        LAYOUT.path("score_shard"),
         shard=shard_ids(wildcards.promptset),
         allow_missing=True,
     )
 
 
+def generations_file(seed, model, promptset):
+    """The generations of (seed, model, prompt set): gathered, or the only shard."""
+    shards = len(shard_ids(promptset))
+    return LAYOUT.generations(shards, seed=seed, model=model, promptset=promptset)
+
+
 def promptset_generations(wildcards):
     """Every prompt set's generations of ``{model}`` for seed ``{seed}``."""
-    return expand(
-        f"{RESULTS}/generations/seed-{wildcards.seed}/{wildcards.model}/{{promptset}}.jsonl",
-        promptset=PROMPTSETS,
-    )
+    return [generations_file(wildcards.seed, wildcards.model, ps) for ps in PROMPTSETS]
 
 
 # ---- everything the tables need ------------------------------------------
@@ -378,8 +379,8 @@ INTRINSIC_SPECS = canonical(enabled_benchmarks(config))
 INTRINSIC = bool(INTRINSIC_SPECS)
 # evaluate_model's intrinsic-bias outputs and settings (none when no benchmark runs)
 INTRINSIC_PATTERNS = {
-    "table": f"{RESULTS}/intrinsic/{{modelpath}}.csv",
-    "per_item": f"{RESULTS}/intrinsic_items/{{modelpath}}.csv",
+    "table": LAYOUT.path("intrinsic"),
+    "per_item": LAYOUT.path("intrinsic_items"),
 }
 INTRINSIC_OUTPUTS = INTRINSIC_PATTERNS if INTRINSIC else {}
 INTRINSIC_PLUGINS = plugin_files(*(get_benchmark(name) for name in INTRINSIC_SPECS))
@@ -391,24 +392,32 @@ INTRINSIC_PARAMS = {
 }
 
 
-def score_files():
+def score_files(wildcards=None):
+    """The scores of every (seed, model, prompt set): gathered, or the only shard."""
+    shards = {ps: len(shard_ids(ps)) for ps in PROMPTSETS}
     return {
-        (s, m, ps): f"{RESULTS}/scores/seed-{s}/{m}/{ps}.csv"
+        (s, m, ps): LAYOUT.scores(shards[ps], seed=s, model=m, promptset=ps)
         for s in SEEDS
         for m in MODELS
         for ps in PROMPTSETS
     }
 
 
+def score_file_list(wildcards):
+    return list(score_files().values())
+
+
 def quality_files():
     return {
-        (s, m): f"{RESULTS}/quality/seed-{s}/{m}.json" for s in SEEDS for m in MODELS
+        (s, m): LAYOUT.path("quality", seed=s, model=m) for s in SEEDS for m in MODELS
     }
 
 
 def eval_files():
     return {
-        (s, m): f"{RESULTS}/eval/{model_path(m, s)}.json" for s in SEEDS for m in MODELS
+        (s, m): LAYOUT.path("eval", modelpath=model_path(m, s))
+        for s in SEEDS
+        for m in MODELS
     }
 
 
@@ -430,4 +439,4 @@ def item_files():
 
 
 def prompt_files():
-    return {ps: f"{RESULTS}/data/prompts/{ps}.jsonl" for ps in PROMPTSETS}
+    return {ps: LAYOUT.path("prompts", promptset=ps) for ps in PROMPTSETS}

@@ -7,7 +7,7 @@ rule compress_model:
     input:
         unpack(compress_inputs),
     output:
-        directory(f"{RESULTS}/models/seed-{{tseed}}/{{variant}}"),
+        directory(LAYOUT.path("model", modelpath="seed-{tseed}/{variant}")),
     log:
         f"{LOGS}/compress_model/seed-{{tseed}}/{{variant}}.log",
     benchmark:

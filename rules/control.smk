@@ -8,10 +8,10 @@ rule match_control:
         parent=control_parent_dir,
         model_eval=control_model_eval,
         parent_eval=control_parent_eval,
-        tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
+        tokens=LAYOUT.path("tokens", split="heldout"),
         plugins=control_plugins,
     output:
-        directory(f"{RESULTS}/models/seed-{{tseed}}/{{control}}"),
+        directory(LAYOUT.path("model", modelpath="seed-{tseed}/{control}")),
     log:
         f"{LOGS}/match_control/seed-{{tseed}}/{{control}}.log",
     benchmark:

@@ -3,7 +3,7 @@
 
 rule import_base_model:
     output:
-        directory(f"{RESULTS}/models/base"),
+        directory(LAYOUT.path("model", modelpath="base")),
     log:
         f"{LOGS}/import_base_model.log",
     benchmark:
@@ -25,7 +25,7 @@ rule import_base_model:
 
 rule import_reference_model:
     output:
-        directory(f"{RESULTS}/models/reference/{{reference}}"),
+        directory(LAYOUT.path("model", modelpath="reference/{reference}")),
     log:
         f"{LOGS}/import_reference_model/{{reference}}.log",
     benchmark:
@@ -47,8 +47,8 @@ rule import_reference_model:
 
 rule prepare_corpus:
     output:
-        train=f"{RESULTS}/data/corpus/train.jsonl",
-        heldout=f"{RESULTS}/data/corpus/heldout.jsonl",
+        train=LAYOUT.path("corpus", split="train"),
+        heldout=LAYOUT.path("corpus", split="heldout"),
     log:
         f"{LOGS}/prepare_corpus.log",
     conda:
@@ -68,10 +68,10 @@ rule prepare_corpus:
 
 rule tokenize_corpus:
     input:
-        corpus=f"{RESULTS}/data/corpus/{{split}}.jsonl",
-        model=f"{RESULTS}/models/base",
+        corpus=LAYOUT.path("corpus"),
+        model=LAYOUT.path("model", modelpath="base"),
     output:
-        f"{RESULTS}/data/tokens/{{split}}.safetensors",
+        LAYOUT.path("tokens"),
     log:
         f"{LOGS}/tokenize_corpus/{{split}}.log",
     conda:
@@ -89,7 +89,7 @@ checkpoint prepare_prompts:
     input:
         plugins=promptset_plugins,
     output:
-        f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
+        LAYOUT.path("prompts"),
     log:
         f"{LOGS}/prepare_prompts/{{promptset}}.log",
     conda:

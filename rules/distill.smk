@@ -6,9 +6,9 @@
 rule distill_student:
     input:
         teacher=parent_dir,
-        tokens=f"{RESULTS}/data/tokens/train.safetensors",
+        tokens=LAYOUT.path("tokens", split="train"),
     output:
-        directory(f"{RESULTS}/models/seed-{{tseed}}/{{student}}"),
+        directory(LAYOUT.path("model", modelpath="seed-{tseed}/{student}")),
     log:
         f"{LOGS}/distill_student/seed-{{tseed}}/{{student}}.log",
     benchmark:

@@ -7,9 +7,9 @@
 rule generate_continuations:
     input:
         model=model_dir,
-        prompts=f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
+        prompts=LAYOUT.path("prompts"),
     output:
-        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
+        LAYOUT.path("generation_shard"),
     log:
         f"{LOGS}/generate_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.log",
     benchmark:
@@ -34,7 +34,7 @@ rule gather_generations:
     input:
         generation_shards,
     output:
-        f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}.jsonl",
+        LAYOUT.path("gathered_generations"),
     log:
         f"{LOGS}/gather_generations/seed-{{seed}}/{{model}}/{{promptset}}.log",
     conda:

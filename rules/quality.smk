@@ -10,7 +10,7 @@ rule assess_quality:
         generations=promptset_generations,
         teacher=teacher_dir,
     output:
-        f"{RESULTS}/quality/seed-{{seed}}/{{model}}.json",
+        LAYOUT.path("quality"),
     log:
         f"{LOGS}/assess_quality/seed-{{seed}}/{{model}}.log",
     benchmark:

@@ -3,18 +3,18 @@
 
 rule aggregate_metrics:
     input:
-        scores=list(score_files().values()),
+        scores=score_file_list,
         prompts=list(prompt_files().values()),
         evals=sorted(set(eval_files().values())),
         quality=list(quality_files().values()),
         intrinsic=sorted(set(intrinsic_files().values())),
         per_item=sorted(set(item_files().values())),
     output:
-        metrics=f"{RESULTS}/tables/metrics.csv",
-        per_seed=f"{RESULTS}/tables/metrics_per_seed.csv",
-        comparisons=f"{RESULTS}/tables/comparisons.csv",
-        models=f"{RESULTS}/tables/models.csv",
-        matched_controls=f"{RESULTS}/tables/matched_controls.csv",
+        metrics=LAYOUT.table("metrics.csv"),
+        per_seed=LAYOUT.table("metrics_per_seed.csv"),
+        comparisons=LAYOUT.table("comparisons.csv"),
+        models=LAYOUT.table("models.csv"),
+        matched_controls=LAYOUT.table("matched_controls.csv"),
     log:
         f"{LOGS}/aggregate_metrics.log",
     conda:
@@ -23,7 +23,7 @@ rule aggregate_metrics:
         mem_mb=4000,
         runtime=30,
     params:
-        score_files=score_files(),
+        score_files=score_files,
         prompt_files=prompt_files(),
         eval_files=eval_files(),
         quality_files=quality_files(),
@@ -41,10 +41,10 @@ rule aggregate_metrics:
 rule gather_benchmarks:
     input:
         # Runs after everything else, so every job's benchmark is there.
-        f"{RESULTS}/tables/metrics.csv",
+        LAYOUT.table("metrics.csv"),
         FIGURES,
     output:
-        f"{RESULTS}/tables/benchmarks.csv",
+        LAYOUT.table("benchmarks.csv"),
     log:
         f"{LOGS}/gather_benchmarks.log",
     conda:
@@ -61,12 +61,14 @@ rule gather_benchmarks:
 
 rule plot_figures:
     input:
-        metrics=f"{RESULTS}/tables/metrics.csv",
-        comparisons=f"{RESULTS}/tables/comparisons.csv",
-        models=f"{RESULTS}/tables/models.csv",
-        calibration=f"{RESULTS}/tables/scorer_calibration.csv",
-        audit=f"{RESULTS}/tables/scorer_audit.csv",
-        bias_prompts=f"{RESULTS}/data/prompts/{config['report']['bias_promptset']}.jsonl",
+        metrics=LAYOUT.table("metrics.csv"),
+        comparisons=LAYOUT.table("comparisons.csv"),
+        models=LAYOUT.table("models.csv"),
+        calibration=LAYOUT.table("scorer_calibration.csv"),
+        audit=LAYOUT.table("scorer_audit.csv"),
+        bias_prompts=LAYOUT.path(
+            "prompts", promptset=config["report"]["bias_promptset"]
+        ),
         plugins=plugin_files(*(spec.draw for spec in FIGURE_SPECS)),
     output:
         [

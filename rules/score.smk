@@ -9,11 +9,11 @@
 
 rule score_continuations:
     input:
-        generations=f"{RESULTS}/generations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.jsonl",
-        prompts=f"{RESULTS}/data/prompts/{{promptset}}.jsonl",
+        generations=LAYOUT.path("generation_shard"),
+        prompts=LAYOUT.path("prompts"),
         plugins=SCORER_PLUGINS,
     output:
-        f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.csv",
+        LAYOUT.path("score_shard"),
     log:
         f"{LOGS}/score_continuations/seed-{{seed}}/{{model}}/{{promptset}}/shard-{{shard}}.log",
     benchmark:
@@ -38,7 +38,7 @@ rule gather_scores:
     input:
         score_shards,
     output:
-        f"{RESULTS}/scores/seed-{{seed}}/{{model}}/{{promptset}}.csv",
+        LAYOUT.path("gathered_scores"),
     log:
         f"{LOGS}/gather_scores/seed-{{seed}}/{{model}}/{{promptset}}.log",
     conda:
@@ -52,12 +52,12 @@ rule gather_scores:
 
 rule evaluate_model:
     input:
-        model=f"{RESULTS}/models/{{modelpath}}",
-        tokens=f"{RESULTS}/data/tokens/heldout.safetensors",
+        model=LAYOUT.path("model"),
+        tokens=LAYOUT.path("tokens", split="heldout"),
         plugins=INTRINSIC_PLUGINS,
     output:
         **INTRINSIC_OUTPUTS,
-        eval=f"{RESULTS}/eval/{{modelpath}}.json",
+        eval=LAYOUT.path("eval"),
     log:
         f"{LOGS}/evaluate_model/{{modelpath}}.log",
     benchmark:

@@ -3,10 +3,10 @@
 
 rule finetune_teacher:
     input:
-        base=f"{RESULTS}/models/base",
-        tokens=f"{RESULTS}/data/tokens/train.safetensors",
+        base=LAYOUT.path("model", modelpath="base"),
+        tokens=LAYOUT.path("tokens", split="train"),
     output:
-        directory(f"{RESULTS}/models/seed-{{tseed}}/teacher"),
+        directory(LAYOUT.path("model", modelpath="seed-{tseed}/teacher")),
     log:
         f"{LOGS}/finetune_teacher/seed-{{tseed}}.log",
     benchmark:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from compfair.layout import Layout
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -79,6 +81,8 @@ def requested_gpus(proc: subprocess.CompletedProcess) -> dict[str, set[int]]:
 SMOKE = str(REPO / "presets" / "smoke.yaml")
 #: Where the smoke study writes, relative to the working directory.
 SMOKE_RESULTS = Path("results") / yaml.safe_load(Path(SMOKE).read_text())["study"]
+#: Its result paths (compfair/layout.py).
+SMOKE_LAYOUT = Layout(SMOKE_RESULTS.name)
 
 
 @pytest.fixture(scope="session")

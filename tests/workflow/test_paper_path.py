@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from compfair.layout import Layout
 from compfair.models import import_base_model
 from tests.support import build_random_detoxify_checkpoint, build_random_regard_classifier
 
@@ -82,7 +83,8 @@ def test_the_paper_path_runs_offline(tmp_path: Path) -> None:
     snakemake(tmp_path, "--configfile", SMOKE, str(overrides))
     tables = tmp_path / "results" / "paper_path" / "tables"
     metrics = pd.read_csv(tables / "metrics.csv", keep_default_na=False, na_values=[""])
-    scores = pd.read_csv(tmp_path / "results/paper_path/scores/seed-7/teacher/bold.csv")
+    where = {"seed": 7, "model": "teacher", "promptset": "bold"}
+    scores = pd.read_csv(Layout("paper_path", tmp_path).finished("scores", **where))
     assert {"regard_negative", "regard_positive", "toxicity_masked"} <= set(scores.columns)
     assert scores["toxicity"].between(0, 1).all()
     bold = metrics[metrics["promptset"] == "bold"]

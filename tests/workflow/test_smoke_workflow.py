@@ -12,11 +12,20 @@ import yaml
 from compfair.config import drop_removed
 from compfair.variants import build_variants
 
-from .conftest import REPO, SMOKE, SMOKE_RESULTS, planned_jobs, snakemake, write_config
+from .conftest import (
+    REPO,
+    SMOKE,
+    SMOKE_LAYOUT,
+    SMOKE_RESULTS,
+    planned_jobs,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.workflow
 
 R = SMOKE_RESULTS
+LAYOUT = SMOKE_LAYOUT
 SMOKE_CONFIG = yaml.safe_load(Path(SMOKE).read_text())
 DEFAULT_CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 SEED = SMOKE_CONFIG["seed"]
@@ -140,9 +149,9 @@ def test_every_expected_file_exists(smoke_run: Path) -> None:
             f"quality/seed-{SEED}/{model}.json",
         ]
         for promptset in PROMPTSETS:
-            expected += [
-                f"generations/seed-{SEED}/{model}/{promptset}.jsonl",
-                f"scores/seed-{SEED}/{model}/{promptset}.csv",
+            expected += [  # one shard a prompt set: no gathered copy
+                f"generations/seed-{SEED}/{model}/{promptset}/shard-0.jsonl",
+                f"scores/seed-{SEED}/{model}/{promptset}/shard-0.csv",
             ]
     expected += [f"data/prompts/{promptset}.jsonl" for promptset in PROMPTSETS]
     missing = [p for p in expected if not (smoke_run / R / p).is_file()]
@@ -297,7 +306,7 @@ def test_generations_have_k_samples_per_prompt(smoke_run: Path) -> None:
         ]
         k = SMOKE_CONFIG["prompts"][promptset]["samples"]
         for model in MODELS:
-            path = smoke_run / R / f"generations/seed-{SEED}/{model}/{promptset}.jsonl"
+            path = smoke_run / LAYOUT.generations(1, seed=SEED, model=model, promptset=promptset)
             rows = [json.loads(line) for line in path.open()]
             assert len(rows) == k * len(prompts)
             assert {r["prompt_id"] for r in rows} == {p["prompt_id"] for p in prompts}
@@ -309,11 +318,10 @@ def test_nothing_to_do_after_a_complete_run(smoke_run: Path) -> None:
 
 
 #: What one new compressed model schedules in a finished smoke study: its own jobs (one
-#: shard a prompt set at the smoke scale), then the tables.
+#: shard a prompt set at the smoke scale, so no gather jobs), then the tables.
 ONE_NEW_MODEL = {
     "compress_model": 1,
-    **{rule: len(PROMPTSETS) for rule in ("generate_continuations", "gather_generations")},
-    **{rule: len(PROMPTSETS) for rule in ("score_continuations", "gather_scores")},
+    **{rule: len(PROMPTSETS) for rule in ("generate_continuations", "score_continuations")},
     "assess_quality": 1,
     "evaluate_model": 1,
     "aggregate_metrics": 1,
@@ -336,6 +344,16 @@ def test_adding_a_level_reruns_only_what_it_touches(smoke_run: Path) -> None:
     )
     proc = snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n")
     assert planned_jobs(proc) == ONE_NEW_MODEL, proc.stdout[-3000:]
+
+
+def test_prompt_sets_of_several_shards_are_gathered_and_of_one_are_not(smoke_run: Path) -> None:
+    """Shards of 4 prompts: RTP's 10 prompts make 3 shards and BOLD's 38 make 10, each
+    gathered into one file per (model, prompt set); at one shard (the smoke study) nothing
+    is gathered (ONE_NEW_MODEL)."""
+    extra = write_config(smoke_run, "shards.yaml", {"generation": {"shard_size": 4}})
+    jobs = planned_jobs(snakemake(smoke_run, "--configfile", SMOKE, str(extra), "-n"))
+    assert jobs["generate_continuations"] == len(MODELS) * (3 + 10), jobs
+    assert jobs["gather_generations"] == jobs["gather_scores"] == len(MODELS) * 2, jobs
 
 
 def test_a_key_only_the_quality_job_reads_reruns_no_evaluation(smoke_run: Path) -> None:
@@ -430,9 +448,9 @@ def test_a_new_method_scorer_figure_and_source_are_each_one_file_and_a_config_en
     assert set(comp.loc[comp["model"] == "throwaway-0.25", "parent"]) == {"teacher"}
     _check_controls(smoke_copy, ["noise-match-throwaway-0.25"])
     assert {*TOXICITY} <= set(comp.loc[comp["model"] == "throwaway-0.25", "metric"])
-    where = f"seed-{SEED}/throwaway-0.25/rtp"
-    gens = pd.read_json(smoke_copy / R / f"generations/{where}.jsonl", lines=True)
-    scores = read(smoke_copy / R / f"scores/{where}.csv").merge(gens, on=["prompt_id", "sample"])
+    where = {"seed": SEED, "model": "throwaway-0.25", "promptset": "rtp"}
+    gens = pd.read_json(smoke_copy / LAYOUT.generations(1, **where), lines=True)
+    scores = read(smoke_copy / LAYOUT.scores(1, **where)).merge(gens, on=["prompt_id", "sample"])
     scored = scores[~scores["empty"]]
     assert len(scored) > 0
     expected = [_e_share(text) for text in scored["continuation"]]
