@@ -141,6 +141,7 @@ def test_rows_keep_the_token_ids_as_drawn(gpt2_dir: Path, prompts: Path, tmp_pat
     _gen(gpt2_dir, prompts, out, seed=3)
     model, tok = load_model(gpt2_dir)
     rows = _rows(out)
+    assert len(rows) == 2 * len(IDS)  # the checks below run on every row
     # the ids the model was conditioned on, and the ids it drew, as sample_continuations gives them
     drawn = sample_continuations(model, tok, TEXTS, IDS, 2, 3, Sampling(0.9, 1.0, 5), batch_size=4)
     for row in rows:
