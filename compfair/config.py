@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
+
+from compfair.plugins import strict_validator, type_hint
 
 
 def _key(path: Any) -> str:
@@ -33,40 +34,8 @@ RENAMED_KEYS = {
 }
 
 
-def _strict_integer(checker: Any, instance: Any) -> bool:
-    # JSON Schema counts 3.0 as an integer; the package needs an int (range(3.0) fails).
-    return isinstance(instance, int) and not isinstance(instance, bool)
-
-
 #: The schema's validator, with integers that are ints, not floats with no fraction.
-StrictValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
-)
-
-
-def _hint(error: jsonschema.ValidationError) -> str:
-    """Why YAML gave a value of the wrong type, where that is a common trap."""
-    if error.validator != "type":
-        return ""
-    wanted = (
-        error.validator_value
-        if isinstance(error.validator_value, list)
-        else [error.validator_value]
-    )
-    value = error.instance
-    if isinstance(value, float) and "integer" in wanted and value.is_integer():
-        return f" (write {int(value)}, without a decimal point)"
-    if isinstance(value, str) and "number" in wanted:
-        try:
-            float(value)
-        except ValueError:
-            return ""
-        return (
-            f" (YAML reads {value} as a string: write the mantissa with a decimal point, "
-            f"e.g. 1.0e-4, or the plain decimal)"
-        )
-    return ""
+StrictValidator = strict_validator()
 
 
 def config_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
@@ -74,7 +43,7 @@ def config_errors(config: dict[str, Any], schema_path: str | Path) -> list[str]:
     schema = load_schema(schema_path)
     validator = StrictValidator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    messages = [f"config key {_key(e.absolute_path)}: {e.message}{_hint(e)}" for e in errors]
+    messages = [f"config key {_key(e.absolute_path)}: {e.message}{type_hint(e)}" for e in errors]
     messages += [
         f"config key {old}: no longer exists; use {new}"
         for old, new in RENAMED_KEYS.items()

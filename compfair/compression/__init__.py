@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from compfair.plugins import import_submodules, schema_defaults
+from compfair.plugins import Registry, schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -115,43 +115,30 @@ class CompressionMethod(abc.ABC):
         return schema_defaults(cls.options_schema)
 
 
-METHODS: dict[str, type[CompressionMethod]] = {}
-_LOADED = False
+def _check_method(name: str, cls: type[CompressionMethod]) -> None:
+    """Refuse (``ValueError``) a method of a family or level kind the workflow does not know."""
+    if cls.family not in METHOD_FAMILIES:
+        raise ValueError(f"method {name!r}: family {cls.family!r} not in {METHOD_FAMILIES}")
+    if cls.level_kind not in LEVEL_KINDS:
+        raise ValueError(f"method {name!r}: level_kind {cls.level_kind!r} not in {LEVEL_KINDS}")
 
 
-def register_method(name: str) -> Callable[[type[CompressionMethod]], type[CompressionMethod]]:
-    """Class decorator: register a :class:`CompressionMethod` subclass under ``name``."""
-
-    def decorate(cls: type[CompressionMethod]) -> type[CompressionMethod]:
-        if not (isinstance(cls, type) and issubclass(cls, CompressionMethod)):
-            raise TypeError(f"{cls!r} is not a CompressionMethod subclass")
-        if name in METHODS and METHODS[name].__qualname__ != cls.__qualname__:
-            raise ValueError(f"compression method {name!r} is already registered")
-        if cls.family not in METHOD_FAMILIES:
-            raise ValueError(f"method {name!r}: family {cls.family!r} not in {METHOD_FAMILIES}")
-        if cls.level_kind not in LEVEL_KINDS:
-            raise ValueError(f"method {name!r}: level_kind {cls.level_kind!r} not in {LEVEL_KINDS}")
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-
-    return decorate
+#: Every registered method class by name (the built-in ones appear on first read).
+METHODS: Registry[type[CompressionMethod]] = Registry(
+    "compression method", CompressionMethod, "compfair.compression.methods", validate=_check_method
+)
+#: Class decorator: register a :class:`CompressionMethod` subclass under a name
+#: (``TypeError``/``ValueError`` for a non-method, an unknown family or level kind, a taken name).
+register_method = METHODS.register
 
 
-def load_builtin_methods() -> dict[str, type[CompressionMethod]]:
-    """Import every module of :mod:`compfair.compression.methods`; return the registry."""
-    global _LOADED
-    if not _LOADED:
-        from compfair.compression import methods
-
-        import_submodules(methods)
-        _LOADED = True
+def load_builtin_methods() -> Registry[type[CompressionMethod]]:
+    """Import every module of :mod:`compfair.compression.methods` (once); return the registry."""
+    METHODS.load()
     return METHODS
 
 
-def get_method(name: str) -> CompressionMethod:
-    """An instance of the method registered as ``name`` (``KeyError`` listing the known ones)."""
-    load_builtin_methods()
-    if name not in METHODS:
-        raise KeyError(f"unknown compression method {name!r} (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name]()
+def get_method(name: str, key: str | None = None) -> CompressionMethod:
+    """An instance of the method registered as ``name``; for an unknown name,
+    :class:`~compfair.plugins.UnknownNameError` (a ``KeyError``) naming config key ``key``."""
+    return METHODS.lookup(name, key)()

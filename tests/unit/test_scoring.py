@@ -64,6 +64,10 @@ def test_unknown_scorer_lists_known_names() -> None:
     assert "perspective_api" in str(err.value)
     assert "profanity_check" in str(err.value) and "hf_classifier" in str(err.value)
     assert "detoxify" in str(err.value)
+    with pytest.raises(
+        InputError, match="unknown toxicity scorer 'detox'; did you mean 'detoxify'"
+    ):
+        get_scorer("detox")
 
 
 def test_unknown_option_is_an_input_error() -> None:

@@ -29,13 +29,12 @@ This package imports no torch, numpy or pandas: the Snakefile reads it.
 from __future__ import annotations
 
 import abc
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from compfair.data.hub import looks_like_hub_id
-from compfair.plugins import import_submodules, option_problems, schema_defaults
+from compfair.plugins import Registry, schema_defaults
 
 #: Keys of a prompt-set entry that the workflow uses and no source sees.
 WORKFLOW_KEYS = ("source", "samples")
@@ -91,48 +90,32 @@ class PromptSource(abc.ABC):
         return schema_defaults(cls.options_schema)
 
 
-SOURCES: dict[str, type[PromptSource]] = {}
-_LOADED = False
+def _check_source(name: str, cls: type[PromptSource]) -> None:
+    """Refuse (``ValueError``) a source whose path keys are of a kind not in :data:`PATH_KINDS`."""
+    bad = {k: v for k, v in cls.local_path_keys.items() if v not in PATH_KINDS}
+    if bad:
+        raise ValueError(f"prompt source {name!r}: path kinds {bad} not in {PATH_KINDS}")
 
 
-def register_source(name: str) -> Callable[[type[PromptSource]], type[PromptSource]]:
-    """Class decorator: register a :class:`PromptSource` subclass under ``name``.
-
-    Raises:
-        TypeError: not a PromptSource subclass.
-        ValueError: the name is taken by another class, or a path key has an unknown kind.
-    """
-
-    def decorate(cls: type[PromptSource]) -> type[PromptSource]:
-        if not (isinstance(cls, type) and issubclass(cls, PromptSource)):
-            raise TypeError(f"{cls!r} is not a PromptSource subclass")
-        if name in SOURCES and SOURCES[name].__qualname__ != cls.__qualname__:
-            raise ValueError(f"prompt source {name!r} is already registered")
-        bad = {k: v for k, v in cls.local_path_keys.items() if v not in PATH_KINDS}
-        if bad:
-            raise ValueError(f"prompt source {name!r}: path kinds {bad} not in {PATH_KINDS}")
-        cls.name = name
-        SOURCES[name] = cls
-        return cls
-
-    return decorate
+#: Every registered source class by name (the built-in ones appear on first read).
+SOURCES: Registry[type[PromptSource]] = Registry(
+    "prompt source", PromptSource, __name__, validate=_check_source
+)
+#: Class decorator: register a :class:`PromptSource` subclass under a name (``TypeError``: not
+#: a PromptSource subclass; ``ValueError``: a taken name, or a path key of an unknown kind).
+register_source = SOURCES.register
 
 
-def load_builtin_sources() -> dict[str, type[PromptSource]]:
-    """Import every module of this package (each registers its source); return the registry."""
-    global _LOADED
-    if not _LOADED:
-        import_submodules(sys.modules[__name__])
-        _LOADED = True
+def load_builtin_sources() -> Registry[type[PromptSource]]:
+    """Import every module of this package (once; each registers its source); return the registry."""
+    SOURCES.load()
     return SOURCES
 
 
-def get_source(name: str) -> PromptSource:
-    """An instance of the source registered as ``name`` (``KeyError`` listing the known ones)."""
-    load_builtin_sources()
-    if name not in SOURCES:
-        raise KeyError(f"unknown prompt source {name!r} (known: {', '.join(sorted(SOURCES))})")
-    return SOURCES[name]()
+def get_source(name: str, key: str | None = None) -> PromptSource:
+    """An instance of the source registered as ``name``; for an unknown name,
+    :class:`~compfair.plugins.UnknownNameError` (a ``KeyError``) naming config key ``key``."""
+    return SOURCES.lookup(name, key)()
 
 
 def resolve_path(value: str | Path, repo_root: str | Path) -> Path:
@@ -144,11 +127,6 @@ def resolve_path(value: str | Path, repo_root: str | Path) -> Path:
 def source_options(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The keys of a prompt-set entry that its source sees: set ones, less ``source``/``samples``."""
     return {k: v for k, v in spec.items() if v is not None and k not in WORKFLOW_KEYS}
-
-
-def _option_problems(source: type[PromptSource], options: dict[str, Any], key: str) -> list[str]:
-    """Unknown, missing and ill-typed options of one entry, each naming ``<key>.<option>``."""
-    return option_problems(source.options_schema, options, key, f"source {source.name!r}")
 
 
 _KIND_WORDS = {"file": "a file", "dir": "a folder"}
@@ -180,18 +158,14 @@ def entry_problems(name: str, spec: Mapping[str, Any], repo_root: str | Path) ->
     default) exists and is of the right kind.
     """
     key = f"prompts.{name}"
-    load_builtin_sources()
     if not isinstance(spec, Mapping):
         return [f"config key {key}: expected a mapping with a 'source' key"]
     source_name = spec.get("source")
     if source_name not in SOURCES:
-        return [
-            f"config key {key}.source: unknown prompt source {source_name!r} "
-            f"(known: {', '.join(sorted(SOURCES))})"
-        ]
+        return [SOURCES.unknown_message(source_name, f"{key}.source")]
     source = SOURCES[source_name]
     options = source_options(spec)
-    problems = _option_problems(source, options, key)
+    problems = SOURCES.problems(source_name, options, key)
     full = {**source.defaults(), **options}
     if not problems:  # the cross-option checks assume well-typed options
         problems += [f"config key {key}.{k}: {msg}" for k, msg in source().check(full)]
