@@ -75,9 +75,9 @@ class CompressionMethod(abc.ABC):
     #: JSON-schema ``properties`` (and optional ``required``) of the method's
     #: ``options``; checked before any job runs. Defaults are filled from it.
     options_schema: ClassVar[Mapping[str, Any]] = {}
-    #: One line for the README and the provenance.
+    #: One line for the table of methods (docs/methods.md) and the provenance.
     summary: ClassVar[str] = ""
-    #: Where the method comes from (for the README's table of methods).
+    #: Where the method comes from (for the table of methods in docs/methods.md).
     paper: ClassVar[str] = ""
     #: As a matched control's degradation: the power of the level by which the excess
     #: log-perplexity grows at small levels (the strength search's first steps; see

@@ -1,4 +1,4 @@
-"""Print the registered compression methods as the README's Markdown table.
+"""Print the registered compression methods as the Markdown table of docs/methods.md.
 
 python -m compfair.compression
 """
