@@ -377,7 +377,8 @@ HELDOUT_EVALUATION = canonical(
 )
 INTRINSIC_SPECS = canonical(enabled_benchmarks(config))
 INTRINSIC = bool(INTRINSIC_SPECS)
-# evaluate_model's intrinsic-bias outputs and settings (none when no benchmark runs)
+# evaluate_model's intrinsic-bias outputs and settings (none when no benchmark runs): point
+# and per-item values; their intervals are the tables' (the bootstrap settings rerun no model)
 INTRINSIC_PATTERNS = {
     "table": LAYOUT.path("intrinsic"),
     "per_item": LAYOUT.path("intrinsic_items"),
@@ -387,7 +388,6 @@ INTRINSIC_PLUGINS = plugin_files(*(get_benchmark(name) for name in INTRINSIC_SPE
 INTRINSIC_PARAMS = {
     "specs": INTRINSIC_SPECS,
     "batch_size": config["intrinsic"]["batch_size"],
-    "bootstrap": {k: v for k, v in config["bootstrap"].items() if k != "seed"},
     "seed": config["seed"],
 }
 

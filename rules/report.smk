@@ -9,6 +9,7 @@ rule aggregate_metrics:
         quality=list(quality_files().values()),
         intrinsic=sorted(set(intrinsic_files().values())),
         per_item=sorted(set(item_files().values())),
+        plugins=INTRINSIC_PLUGINS,
     output:
         metrics=LAYOUT.table("metrics.csv"),
         per_seed=LAYOUT.table("metrics_per_seed.csv"),
@@ -34,6 +35,8 @@ rule aggregate_metrics:
         scoring=canonical(config["scoring"]),
         quality_thresholds=canonical(config["quality_thresholds"]),
         bootstrap=canonical(config["bootstrap"]),
+        # the benchmarks' intervals are seeded as their items are drawn (INTRINSIC_PARAMS)
+        intrinsic_seed=INTRINSIC_PARAMS["seed"],
     script:
         "../workflow_scripts/aggregate_metrics.py"
 

@@ -36,4 +36,5 @@ aggregate_metrics(
     quality_thresholds=dict(p.quality_thresholds),
     bootstrap=dict(p.bootstrap),
     samples=dict(p.samples),
+    intrinsic_seed=p.intrinsic_seed,
 )

@@ -36,6 +36,5 @@ if intrinsic["specs"]:
         specs=resolve_paths(intrinsic["specs"], root),
         batch_size=intrinsic["batch_size"],
         seed=intrinsic["seed"],
-        bootstrap=intrinsic["bootstrap"],
         items_csv=Path(snakemake.output.per_item),
     )

