@@ -126,7 +126,10 @@ def test_top_p_one_is_the_whole_softmax() -> None:
 def test_canonical_sort_is_torchs_stable_sort() -> None:
     # Ties (runs of equal values), both zeros, -inf, subnormals and large magnitudes.
     gen = torch.Generator().manual_seed(3)
-    z = torch.randn(6, 5000, generator=gen) * torch.tensor([1e-3, 1.0, 30.0, 1.0, 1.0, 1.0])[:, None]
+    z = (
+        torch.randn(6, 5000, generator=gen)
+        * torch.tensor([1e-3, 1.0, 30.0, 1.0, 1.0, 1.0])[:, None]
+    )
     z[1, 100:400] = 0.25
     z[2, ::7] = float("-inf")
     z[3, :50], z[3, 50:100] = 0.0, -0.0
