@@ -39,10 +39,12 @@ include: "rules/report.smk"
 
 
 # Local jobs hand over to a worker that imports torch and transformers once
-# (compfair/worker.py); it starts importing while the first jobs are scheduled.
+# (compfair/worker.py), one worker for each thread count a job may have (jobs without
+# `threads:` have one; Snakemake caps threads at --cores); they start importing while
+# the first jobs are scheduled.
 onstart:
     if workflow.local_exec:
-        warm_up()
+        warm_up({1, *(min(t, workflow.cores) for t in THREADS.values())})
 
 
 rule all:
@@ -50,4 +52,4 @@ rule all:
     input:
         LAYOUT.table("metrics.csv"),
         FIGURES,
-        LAYOUT.table("benchmarks.csv"),
+        LAYOUT.table("job_timings.csv"),

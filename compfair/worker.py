@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,19 @@ IMPORT_ENV = (
     "HOME",
     "PYTHONHASHSEED",
 )
+# What Snakemake sets in a job's environment to the job's thread count (snakemake/shell.py):
+# jobs of different thread counts need different workers, which warm_up starts ahead.
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 # Device files whose presence means a GPU this process could use (NVIDIA, AMD ROCm).
 GPU_DEVICES = ("/dev/nvidiactl", "/dev/kfd")
-# The child's last log line; compfair.benchmarks reads the peak back from the job's log.
+# The child's last log line; compfair.job_timings reads the peak back from the job's log.
 PEAK_PREFIX = "worker child: peak resident memory "
 _HEADER = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
@@ -115,17 +125,18 @@ def enabled() -> bool:
     )
 
 
-def source_key(package: Path | None = None) -> str:
+def source_key(package: Path | None = None, env: Mapping[str, str] | None = None) -> str:
     """A hash of this interpreter, of the package's real location and of every file under it
     (source and data: path, size and mtime), and of the environment variables the worker's
     imports read once (:data:`IMPORT_ENV`). Two copies of one commit, made with ``cp -a`` or
     extracted twice, have different keys: they live in different folders."""
     package = (package or Path(__file__).parent).resolve()
+    env = os.environ if env is None else env
     digest = hashlib.blake2b(digest_size=8)
     digest.update(f"{sys.executable};{package};".encode())
-    for name in sorted(os.environ):
+    for name in sorted(env):
         if name.startswith(IMPORT_ENV):
-            digest.update(f"{name}={os.environ[name]};".encode())
+            digest.update(f"{name}={env[name]};".encode())
     for path in sorted(package.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             stat = path.stat()
@@ -134,14 +145,15 @@ def source_key(package: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def socket_path() -> Path:
-    """The worker's socket for this interpreter and source, in a directory only its user reads."""
+def socket_path(env: Mapping[str, str] | None = None) -> Path:
+    """The worker's socket for this interpreter, source and environment (``env``, default this
+    process's), in a directory only its user reads."""
     root = Path(
         os.environ.get("COMPFAIR_WORKER_DIR")
         or Path(tempfile.gettempdir()) / f"compfair-worker-{os.getuid()}"
     )
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return root / f"{source_key()}.sock"
+    return root / f"{source_key(env=env)}.sock"
 
 
 def hand_over(wait_s: float = WAIT_S) -> None:
@@ -208,11 +220,22 @@ def _connect(path: Path, wait_s: float) -> socket.socket | None:
         time.sleep(0.1)
 
 
-def warm_up() -> None:
-    """Start this interpreter's worker in the background, when workers are on (the workflow's
-    ``onstart``: the worker imports while the first jobs are scheduled)."""
-    if enabled() and len(os.fsencode(path := socket_path())) <= MAX_SOCKET_PATH:
-        start_worker(path)
+def job_env(threads: int) -> dict[str, str]:
+    """This process's environment as Snakemake passes it to a job of ``threads`` threads."""
+    return {**os.environ, **dict.fromkeys(THREAD_ENV, str(threads))}
+
+
+def warm_up(thread_counts: Iterable[int] = (1,)) -> None:
+    """Start, in the background, the workers that jobs of these thread counts will hand over
+    to, when workers are on (the workflow's ``onstart``: they import while the first jobs are
+    scheduled). Snakemake sets a job's thread count in its environment, which the worker's key
+    covers, so each count has its own worker."""
+    if not enabled():
+        return
+    for threads in sorted(set(thread_counts)):
+        path = socket_path(job_env(threads))
+        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+            start_worker(path)
 
 
 def start_worker(path: Path) -> None:

@@ -41,15 +41,15 @@ rule aggregate_metrics:
         "../workflow_scripts/aggregate_metrics.py"
 
 
-rule gather_benchmarks:
+rule gather_job_timings:
     input:
         # Runs after everything else, so every job's benchmark is there.
         LAYOUT.table("metrics.csv"),
         FIGURES,
     output:
-        LAYOUT.table("benchmarks.csv"),
+        LAYOUT.table("job_timings.csv"),
     log:
-        f"{LOGS}/gather_benchmarks.log",
+        f"{LOGS}/gather_job_timings.log",
     conda:
         "../envs/score.yaml"
     resources:
@@ -59,7 +59,7 @@ rule gather_benchmarks:
         bench_dir=BENCH,
         log_dir=LOGS,
     script:
-        "../workflow_scripts/gather_benchmarks.py"
+        "../workflow_scripts/gather_job_timings.py"
 
 
 rule plot_figures:

@@ -15,8 +15,8 @@ load_job_plugins(snakemake)  # the config's plug-in files reach every job (compf
 
 from pathlib import Path
 
-from compfair.calibration import calibrate_scorer
 from compfair.io import setup_logging
+from compfair.scorer_calibration import calibrate_scorer
 
 setup_logging(snakemake.log[0], threads=snakemake.params.torch_threads)
 params = snakemake.params

@@ -12,7 +12,7 @@
   prompt format of ``docs/ARCHITECTURE.md``.
 
 Shared pieces: :mod:`~compfair.data.hub` (the one Hugging Face hub loader, and
-local copies of hub data sets), :mod:`~compfair.data.sampling` (the one seeded
+local copies of hub data sets), :mod:`~compfair.data.selection` (the one seeded
 sampler), :mod:`~compfair.data.rtp` and :mod:`~compfair.data.groups` (what the
 RTP and the grouped sources share), :mod:`~compfair.data.textfile` (UTF-8 and
 CSV reading, byte-order mark dropped).
@@ -29,7 +29,7 @@ from compfair.data.groups import check_group_names, select_domains
 from compfair.data.hub import HUB_TIMEOUT_S, fetch_hub_dataset
 from compfair.data.prompts import PROMPT_KEYS, check_prompt_rows, prepare_prompts
 from compfair.data.rtp import PERSPECTIVE_ATTRIBUTES, load_rtp
-from compfair.data.sampling import sample_per_group, seeded_sample
+from compfair.data.selection import seeded_selection, select_per_group
 from compfair.data.sources import (
     SOURCES,
     PromptSource,
@@ -80,8 +80,8 @@ __all__ = [
     "prepare_prompts",
     "read_bias_csv",
     "register_source",
-    "sample_per_group",
-    "seeded_sample",
+    "select_per_group",
+    "seeded_selection",
     "select_domains",
     "source_problems",
     "tokenize_corpus",

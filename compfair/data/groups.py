@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from compfair.data.sampling import sample_per_group
+from compfair.data.selection import select_per_group
 from compfair.io import InputError
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def finish_bold(
     check_group_names(rows, what)
     n_all = len(rows)
     rows = select_domains(rows, domains, what)
-    chosen = sample_per_group(rows, per_group, seed, what, key=by_group_and_id)
+    chosen = select_per_group(rows, per_group, seed, what, key=by_group_and_id)
     log.info(
         "%s: %d prompts (%d empty dropped), %d in the chosen domains, %d chosen",
         what,

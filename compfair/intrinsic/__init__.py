@@ -55,7 +55,7 @@ from typing import Any
 import pandas as pd
 
 from compfair import io
-from compfair.intrinsic.items import sample_items, with_item_ids
+from compfair.intrinsic.items import select_items, with_item_ids
 from compfair.intrinsic.registry import (
     BENCHMARKS,
     LOCAL_KINDS,
@@ -109,7 +109,7 @@ def run_benchmark(
     key = f"intrinsic.{bench.name}"
     # Ids before sampling: they name the source's items, whatever the sample.
     source_items = with_item_ids(bench.load_items(bench.source(options, key), key), bench.id_fields)
-    items = sample_items(source_items, options.get("n"), seed)
+    items = select_items(source_items, options.get("n"), seed)
     started = time.perf_counter()
     scores = bench.score(model, tokenizer, items, batch_size)
     log.info("%s: scored %d items in %.1f s", bench.name, len(items), time.perf_counter() - started)

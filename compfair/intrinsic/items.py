@@ -45,11 +45,11 @@ def item_ids(items: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> list[
     return [item["item_id"] for item in with_item_ids(items, fields)]
 
 
-def sample_items(items: list, n: int | None, seed: int) -> list:
+def select_items(items: list, n: int | None, seed: int) -> list:
     """A seeded sample of ``n`` items in their original order (all of them if ``n`` is None).
 
     The positions are ``sort(numpy.random.default_rng(seed).choice(len(items), n,
-    replace=False))``: this is not :func:`compfair.data.sampling.seeded_sample`
+    replace=False))``: this is not :func:`compfair.data.selection.seeded_selection`
     (``random.Random``), which would draw other items for the same seed and so
     change every published table. Refuses (``InputError``) ``n`` below 1.
     """
@@ -95,6 +95,6 @@ __all__ = [
     "hub_rows",
     "is_hub",
     "item_ids",
-    "sample_items",
+    "select_items",
     "with_item_ids",
 ]

@@ -20,10 +20,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from compfair.calibration import TEXT_KINDS, THRESHOLD_RULES
 from compfair.plots import register_figure
 from compfair.plots.data import FigureOptions, Tables
 from compfair.plots.style import finish, legend_below, new_figure, no_data
+from compfair.scorer_calibration import TEXT_KINDS, THRESHOLD_RULES
 
 PANELS = (
     ("roc_auc", "ROC AUC (reference toxic vs. not)", 0.5, "ROC AUC (0.5: chance)"),

@@ -17,8 +17,8 @@ import pytest
 #: planning imports are read from the rules (:func:`planning_modules`) and checked too.
 LIGHT = [
     "compfair.tables.build",
-    "compfair.benchmarks",
-    "compfair.calibration",
+    "compfair.job_timings",
+    "compfair.scorer_calibration",
     "compfair.config",
     "compfair.data",
     "compfair.io",

@@ -46,7 +46,7 @@ from compfair.intrinsic.crows_pairs import (
     load_crows_pairs,
     shared_token_positions,
 )
-from compfair.intrinsic.items import sample_items, with_item_ids
+from compfair.intrinsic.items import select_items, with_item_ids
 from compfair.intrinsic.likelihoods import sentence_log_likelihoods
 from compfair.intrinsic.stereoset import (
     PART_SCORED,
@@ -850,21 +850,21 @@ def test_evaluate_intrinsic_bias_disabled_sets_and_bad_sources(tiny_gpt2_dir, tm
 
 def test_sample_is_seeded_and_keeps_order():
     items = list(range(50))
-    a = sample_items(items, 10, seed=7)
-    assert a == sample_items(items, 10, seed=7) == sorted(a)
-    assert a != sample_items(items, 10, seed=8)
-    assert sample_items(items, None, seed=7) == items == sample_items(items, 99, 7)
+    a = select_items(items, 10, seed=7)
+    assert a == select_items(items, 10, seed=7) == sorted(a)
+    assert a != select_items(items, 10, seed=8)
+    assert select_items(items, None, seed=7) == items == select_items(items, 99, 7)
     with pytest.raises(InputError, match="at least 1"):
-        sample_items(items, 0, seed=7)
+        select_items(items, 0, seed=7)
 
 
 def test_sample_draws_numpys_positions_not_seeded_samples():
     """The sampler is numpy's ``default_rng(seed).choice``, sorted: switching to
-    compfair.data.sampling.seeded_sample would draw other items and change every table."""
-    from compfair.data.sampling import seeded_sample
+    compfair.data.selection.seeded_selection would draw other items and change every table."""
+    from compfair.data.selection import seeded_selection
 
-    assert sample_items(list(range(50)), 5, seed=7) == [28, 29, 32, 43, 48]
-    assert seeded_sample(list(range(50)), 5, 7) == [3, 9, 20, 25, 41]
+    assert select_items(list(range(50)), 5, seed=7) == [28, 29, 32, 43, 48]
+    assert seeded_selection(list(range(50)), 5, 7) == [3, 9, 20, 25, 41]
 
 
 # --------------------------------------------------------------------------- StereoSet's parts

@@ -27,8 +27,8 @@ from compfair.data import (
     prepare_prompts,
     read_bias_csv,
     register_source,
-    sample_per_group,
-    seeded_sample,
+    seeded_selection,
+    select_per_group,
     source_problems,
 )
 from compfair.data import hub as hub_module
@@ -528,21 +528,21 @@ def test_hub_loader_config_split_and_label_names(monkeypatch: pytest.MonkeyPatch
 
 def test_seeded_sample_keeps_source_order() -> None:
     items = list("abcdefghij")
-    got = seeded_sample(items, 4, 11)
+    got = seeded_selection(items, 4, 11)
     # the set random.Random(11).sample would give, in the order of ``items``
     assert set(got) == set(random.Random(11).sample(items, 4))
     assert got == sorted(got, key=items.index)
-    assert got == seeded_sample(items, 4, 11)
-    assert seeded_sample(items, None, 0) == items
-    assert seeded_sample(items, 99, 0) == items
+    assert got == seeded_selection(items, 4, 11)
+    assert seeded_selection(items, None, 0) == items
+    assert seeded_selection(items, 99, 0) == items
     with pytest.raises(InputError, match="at least 1"):
-        seeded_sample(items, 0, 0)
+        seeded_selection(items, 0, 0)
 
 
 def test_sample_per_group_streams_are_independent() -> None:
     rows = [{"domain": "d", "group": g, "i": i} for g in ("a", "b", "c") for i in range(6)]
-    full = sample_per_group(rows, 2, 5, "t")
-    less = sample_per_group([r for r in rows if r["group"] != "b"], 2, 5, "t")
+    full = select_per_group(rows, 2, 5, "t")
+    less = select_per_group([r for r in rows if r["group"] != "b"], 2, 5, "t")
     assert [r for r in full if r["group"] != "b"] == less  # removing b changes nothing else
     assert [r["group"] for r in full] == ["a", "a", "b", "b", "c", "c"]  # source order
     expected_a = sorted(random.Random("5:d:a").sample(range(6), 2))

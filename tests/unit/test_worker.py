@@ -305,3 +305,22 @@ def test_a_worker_with_cuda_initialised_stops_and_the_job_runs_itself(
     assert proc.wait(timeout=20) == 0
     assert "CUDA is initialised here; stopping" in proc.stderr.read()
     assert out.stdout.strip() == "own process"
+
+
+def test_warm_up_starts_the_workers_of_the_jobs_thread_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's environment carries its thread count (Snakemake sets OMP_NUM_THREADS and the
+    like): warm_up starts one worker per count, at the sockets those jobs will look for."""
+    _private_socket(tmp_path, monkeypatch)
+    started: list[Path] = []
+    monkeypatch.setattr(worker, "start_worker", started.append)
+    worker.warm_up([2, 1, 2])
+    for name in worker.THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+    for threads in (1, 2):
+        for name in worker.THREAD_ENV:  # as Snakemake's shell() sets them for a job
+            monkeypatch.setenv(name, str(threads))
+        seen.append(worker.socket_path())
+    assert started == seen and seen[0] != seen[1]

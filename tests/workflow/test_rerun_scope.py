@@ -11,7 +11,7 @@ from .conftest import SMOKE, planned_jobs, snakemake, write_config
 pytestmark = pytest.mark.workflow
 
 #: The jobs that read the tables' settings, and those that follow from the tables.
-TABLES_ONLY = {"aggregate_metrics": 1, "plot_figures": 1, "gather_benchmarks": 1, "all": 1}
+TABLES_ONLY = {"aggregate_metrics": 1, "plot_figures": 1, "gather_job_timings": 1, "all": 1}
 
 
 @pytest.mark.parametrize("bootstrap", [{"n_resamples": 150}, {"confidence": 0.9}])

@@ -138,7 +138,7 @@ def test_every_expected_file_exists(smoke_run: Path) -> None:
         "tables/comparisons.csv",
         "tables/models.csv",
         "tables/scorer_calibration.csv",
-        "tables/benchmarks.csv",
+        "tables/job_timings.csv",
     ]
     for model in MODELS:
         expected += [
@@ -170,7 +170,7 @@ def test_every_expected_file_exists(smoke_run: Path) -> None:
     leftovers = [p for p in (smoke_run / "results").rglob(".*") if p.name != ".snakemake_timestamp"]
     assert not leftovers, f"temporary files left behind: {leftovers}"
     assert not list((smoke_run / R).glob("checkpoints/*/last"))
-    bench = pd.read_csv(smoke_run / R / "tables/benchmarks.csv", keep_default_na=False)
+    bench = pd.read_csv(smoke_run / R / "tables/job_timings.csv", keep_default_na=False)
     assert {
         "finetune_teacher",
         "distill_student",
@@ -285,7 +285,7 @@ def test_flags_follow_the_perplexity_ratio_to_the_parent(smoke_copy: Path) -> No
         smoke_copy, "ratio.yaml", {"quality_thresholds": {"max_perplexity_ratio": threshold}}
     )
     jobs = planned_jobs(snakemake(smoke_copy, "--configfile", SMOKE, str(extra), "-n"))
-    assert set(jobs) == {"aggregate_metrics", "plot_figures", "gather_benchmarks", "all"}, jobs
+    assert set(jobs) == {"aggregate_metrics", "plot_figures", "gather_job_timings", "all"}, jobs
     snakemake(smoke_copy, "--configfile", SMOKE, str(extra))
     models = read(smoke_copy / R / "tables/models.csv").set_index("model")
     above = set(ratios[ratios > threshold].index)
@@ -326,7 +326,7 @@ ONE_NEW_MODEL = {
     "evaluate_model": 1,
     "aggregate_metrics": 1,
     "plot_figures": 1,
-    "gather_benchmarks": 1,
+    "gather_job_timings": 1,
     "all": 1,
 }
 
@@ -334,7 +334,7 @@ ONE_NEW_MODEL = {
 SECOND_DRAWS = {
     **{rule: 2 * n for rule, n in ONE_NEW_MODEL.items() if rule != "compress_model"},
     "match_control": 2,
-    **{rule: 1 for rule in ("aggregate_metrics", "plot_figures", "gather_benchmarks", "all")},
+    **{rule: 1 for rule in ("aggregate_metrics", "plot_figures", "gather_job_timings", "all")},
 }
 
 

@@ -17,7 +17,7 @@ from compfair.data.groups import (
     check_group_names,
     select_domains,
 )
-from compfair.data.sampling import sample_per_group
+from compfair.data.selection import select_per_group
 from compfair.data.sources import PromptSource, register_source, resolve_path
 from compfair.data.textfile import read_csv_file
 from compfair.io import InputError
@@ -107,7 +107,7 @@ def load_bias_prompts(
     "source_scores": {}}`` sorted by domain, group and prompt_id.
     """
     rows = select_domains(read_bias_csv(path), domains, str(path))
-    chosen = sample_per_group(rows, per_group, seed, str(path), key=by_group_and_id)
+    chosen = select_per_group(rows, per_group, seed, str(path), key=by_group_and_id)
     log.info(
         "%s: %d prompts in %d groups",
         path,

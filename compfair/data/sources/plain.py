@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from compfair.data.groups import check_group_names
-from compfair.data.sampling import sample_per_group, seeded_sample
+from compfair.data.selection import seeded_selection, select_per_group
 from compfair.data.sources import PromptSource, register_source, resolve_path
 from compfair.data.textfile import read_csv_file, read_text_file
 from compfair.io import InputError
@@ -144,13 +144,13 @@ def _choose(
 ) -> list[dict[str, Any]]:
     """``n`` rows, or ``per_group`` of every group, drawn with ``seed``, in file order."""
     if per_group is None:
-        return seeded_sample(rows, n, seed, what)
+        return seeded_selection(rows, n, seed, what)
     lacking = next((r for r in rows if r["group"] is None), None)
     if lacking is not None:
         raise InputError(
             f"{what}, line {lacking['_line']}: no group (per_group needs one on every prompt)"
         )
-    return sample_per_group(rows, per_group, seed, what)
+    return select_per_group(rows, per_group, seed, what)
 
 
 def load_plain(

@@ -1,4 +1,10 @@
-"""Gather Snakemake's per-job ``benchmark:`` files into one table."""
+"""Gather Snakemake's per-job ``benchmark:`` files into one table of job timings.
+
+Called *job timings* (``tables/job_timings.csv``, rule ``gather_job_timings``) so that
+"benchmark" means one thing in the package: a bias benchmark (:mod:`compfair.intrinsic`).
+Snakemake's own ``benchmark:`` directive and ``benchmarks/`` folder keep their name; the
+scripts that time the package are in ``bench/``.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ def worker_peak_mb(log_file: Path) -> float | None:
     return float(found[-1]) if found else None
 
 
-def gather_benchmarks(bench_dir: Path, out_csv: Path, log_dir: Path | None = None) -> pd.DataFrame:
+def gather_job_timings(bench_dir: Path, out_csv: Path, log_dir: Path | None = None) -> pd.DataFrame:
     """One row per benchmark file under ``bench_dir``.
 
     The layout is ``<bench_dir>/<rule>.tsv`` or ``<bench_dir>/<rule>/<wildcard

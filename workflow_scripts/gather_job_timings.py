@@ -1,4 +1,4 @@
-"""Rule gather_benchmarks: every job's time and memory in one table."""
+"""Rule gather_job_timings: every job's time and memory in one table."""
 
 from compfair.worker import hand_over
 
@@ -10,11 +10,11 @@ load_job_plugins(snakemake)  # the config's plug-in files reach every job (compf
 
 from pathlib import Path
 
-from compfair.benchmarks import gather_benchmarks
 from compfair.io import setup_logging
+from compfair.job_timings import gather_job_timings
 
 setup_logging(snakemake.log[0])
-gather_benchmarks(
+gather_job_timings(
     Path(snakemake.params.bench_dir),
     Path(snakemake.output[0]),
     log_dir=Path(snakemake.params.log_dir),

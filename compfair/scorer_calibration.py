@@ -1,5 +1,9 @@
 """How far to trust the toxicity scorer: agreement with the stored Perspective scores.
 
+(*Scorer* calibration; "calibration" alone means the calibration data that Wanda,
+SparseGPT, GPTQ and the block-influence layer choice measure on: config key
+``calibration``, :mod:`compfair.compression.calibrate`.)
+
 RealToxicityPrompts stores the Perspective API's toxicity of every prompt and,
 in its original format, of the continuation found in the source text. Scoring
 every such text of the prompt *source* (not only the prompts sampled for

@@ -1,17 +1,17 @@
-"""The benchmarks table reads Snakemake's benchmark files exactly."""
+"""The job-timings table reads Snakemake's benchmark files exactly."""
 
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from compfair.benchmarks import gather_benchmarks
 from compfair.io import InputError
+from compfair.job_timings import gather_job_timings
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
-def test_gather_benchmarks(tmp_path: Path) -> None:
+def test_gather_job_timings(tmp_path: Path) -> None:
     bench = tmp_path / "benchmarks"
     (bench / "prune_model" / "seed-1").mkdir(parents=True)
     (bench / "import_base_model.tsv").write_text(
@@ -20,7 +20,7 @@ def test_gather_benchmarks(tmp_path: Path) -> None:
     (bench / "prune_model" / "seed-1" / "0.30.tsv").write_text(
         HEADER + "8.75\t0:00:08\t446.6\t1\t1\t1\t0\t0\t90\t7\n"
     )
-    table = gather_benchmarks(bench, tmp_path / "out.csv")
+    table = gather_job_timings(bench, tmp_path / "out.csv")
     assert table.to_dict("records") == [
         {"rule": "import_base_model", "wildcards": "", "seconds": 21.5, "max_rss_mb": 1079.4},
         {"rule": "prune_model", "wildcards": "seed-1/0.30", "seconds": 8.75, "max_rss_mb": 446.6},
@@ -35,7 +35,7 @@ def test_bad_benchmark_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x.tsv").write_text("nonsense\n")
     with pytest.raises(InputError, match="x.tsv"):
-        gather_benchmarks(tmp_path / "b", tmp_path / "out.csv")
+        gather_job_timings(tmp_path / "b", tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -55,7 +55,7 @@ def test_a_job_run_by_the_worker_reports_the_peak_its_child_logged(tmp_path: Pat
         "2026-12-01 10:00:09,000 INFO compfair.worker: worker child: peak resident memory 1482 MB\n"
     )
     (logs / "import_base_model.log").write_text("no worker here\n")
-    table = gather_benchmarks(bench, tmp_path / "out.csv", log_dir=logs)
+    table = gather_job_timings(bench, tmp_path / "out.csv", log_dir=logs)
     assert table.set_index("rule")["max_rss_mb"].to_dict() == {
         "evaluate_model": 1482.0,
         "import_base_model": 1079.4,

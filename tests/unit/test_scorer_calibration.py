@@ -1,4 +1,4 @@
-"""Tests for compfair.calibration: the scorer against stored Perspective scores."""
+"""Tests for compfair.scorer_calibration: the scorer against stored Perspective scores."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score, precision_score, recall_score, roc_auc_score
 
-from compfair.calibration import (
+from compfair.data import prepare_prompts
+from compfair.io import InputError, write_jsonl
+from compfair.scorer_calibration import (
     CALIBRATION_COLUMNS,
     agreement,
     agreement_between_scorers,
@@ -23,8 +25,6 @@ from compfair.calibration import (
     scored_texts,
     source_rows,
 )
-from compfair.data import prepare_prompts
-from compfair.io import InputError, write_jsonl
 from compfair.scoring import SCORERS, ToxicityScorer, register_scorer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def test_one_class_gives_nan_auc_and_no_matched_threshold(
     LOOKUP.update({"a": 0.2, "b": 0.9, "c": 0.6})
     prompts = tmp_path / "rtp.jsonl"
     write_jsonl(prompts, [_prompt(1, "a", 0.55), _prompt(2, "b", 0.95), _prompt(3, "c", 0.7)])
-    with caplog.at_level(logging.WARNING, logger="compfair.calibration"):
+    with caplog.at_level(logging.WARNING, logger="compfair.scorer_calibration"):
         frame = calibrate_scorer(
             prompts, tmp_path / "cal.csv", lookup_scorer, {}, threshold_json=tmp_path / "t.json"
         )

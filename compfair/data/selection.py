@@ -1,6 +1,9 @@
-"""The one seeded sampler of prompt and benchmark items.
+"""The one seeded selection of prompt and benchmark items (a subset drawn with a seed).
 
-:func:`seeded_sample` draws with :class:`random.Random` and returns the chosen
+Called *selection* so that "sampling" means one thing in this package: drawing tokens
+(:mod:`compfair.sampling`).
+
+:func:`seeded_selection` draws with :class:`random.Random` and returns the chosen
 items in their source order, so a sample reads like the file it came from and
 does not depend on how the caller sorts afterwards.
 """
@@ -19,7 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def seeded_sample(
+def seeded_selection(
     items: Sequence[T], n: int | None, seed: int | str | random.Random, what: str = "sample"
 ) -> list[T]:
     """``n`` items drawn without replacement, in the order they have in ``items``.
@@ -46,7 +49,7 @@ def seeded_sample(
     return [items[i] for i in sorted(rng.sample(range(len(items)), n))]
 
 
-def sample_per_group(
+def select_per_group(
     rows: Sequence[dict[str, Any]],
     per_group: int | None,
     seed: int,
@@ -66,6 +69,6 @@ def sample_per_group(
     chosen: list[int] = []
     for (domain, group), members in groups.items():
         label = f"{what} [{domain}/{group}]"
-        chosen += seeded_sample(members, per_group, f"{seed}:{domain}:{group}", label)
+        chosen += seeded_selection(members, per_group, f"{seed}:{domain}:{group}", label)
     picked = [rows[i] for i in sorted(chosen)]
     return picked if key is None else sorted(picked, key=key)
