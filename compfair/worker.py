@@ -62,6 +62,8 @@ WARM_MODULES = (
     "compfair.distill",
     "compfair.tables.build",
     "compfair.scoring",
+    "matplotlib.pyplot",
+    "compfair.plots",
 )
 # Read at import time by torch, transformers, huggingface_hub and the BLAS libraries (offline
 # mode, cache folders, tokens, devices, thread pools, the hash seed): a job whose values differ

@@ -486,9 +486,9 @@ def test_two_runs_give_identical_tables_whatever_the_cores_and_the_worker(
     process instead of the pre-imported worker (compfair/worker.py): byte-identical tables
     and generations.
 
-    The training jobs ask for two threads; under --cores 1 Snakemake runs them
-    with one, but torch still uses the two the config gives, so the numbers
-    do not change.
+    A job's torch threads come from the config, never from --cores (with two for training,
+    as in the default, Snakemake would run those jobs with one core under --cores 1 while
+    torch still used two, so the numbers would not change).
     """
     monkeypatch.setenv("COMPFAIR_WORKER", "0")
     snakemake(tmp_path, "--configfile", SMOKE, "--cores", "1")
