@@ -62,6 +62,7 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
     assert jobs["import_reference_model"] == 2
     assert jobs["finetune_teacher"] == 1  # retrain: false
     assert jobs["generate_continuations"] == seeds * models * promptsets  # one shard each here
+    assert "gather_scores" not in jobs and "gather_generations" not in jobs  # one shard: no copy
     assert jobs["evaluate_model"] == models
     assert jobs["aggregate_metrics"] == 1
     # Model jobs ask for a GPU; Detoxify makes scoring one of them; tables do not.
@@ -74,7 +75,7 @@ def test_paper_dag_resolves_on_local_copies(tmp_path: Path) -> None:
         "evaluate_model",
     ):
         assert gpus[rule] == {1}, rule
-    for rule in ("gather_scores", "aggregate_metrics", "plot_figures"):
+    for rule in ("aggregate_metrics", "plot_figures"):
         assert gpus[rule] == {0}, rule
 
 
