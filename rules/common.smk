@@ -1,6 +1,7 @@
-# Helpers shared by the rules: config validation, the models of the study
-# (compfair.variants), the experimental axes and input functions. Nothing here
-# runs a job.
+# What every stage shares: config validation, the models of the study
+# (compfair.variants), the experimental axes, the result paths (compfair.layout) and
+# the input functions several stages use. A stage's own input functions are in
+# rules/inputs/<stage>.smk, included by its rule file. Nothing here runs a job.
 
 import functools
 import hashlib
@@ -161,15 +162,6 @@ def scorer_gpus(wildcards):
 # ---- input functions and params --------------------------------------------
 
 
-def model_dir(wildcards):
-    """The folder of ``{model}`` for generation seed ``{seed}``."""
-    return LAYOUT.path("model", modelpath=model_path(wildcards.model, wildcards.seed))
-
-
-def teacher_dir(wildcards):
-    return LAYOUT.path("model", modelpath=model_path(TEACHER, wildcards.seed))
-
-
 def parent_dir(wildcards):
     """The folder of the parent of ``{variant}`` (or ``{student}``) for training seed ``{tseed}``."""
     name = getattr(wildcards, "variant", None) or wildcards.student
@@ -178,78 +170,10 @@ def parent_dir(wildcards):
     )
 
 
-def compress_inputs(wildcards):
-    """The parent folder and, for a method that needs it, the calibration tokens."""
-    method = get_method(VARIANTS[wildcards.variant].method)
-    inputs = {"parent": parent_dir(wildcards), "plugins": plugin_files(method)}
-    if method.needs_calibration:
-        inputs["tokens"] = LAYOUT.path("tokens", split="train")
-    return inputs
-
-
-def control_parent_dir(wildcards):
-    """The folder of the parent of ``{control}`` (its model's parent) for ``{tseed}``."""
-    parent = VARIANTS[wildcards.control].parent
-    return LAYOUT.path("model", modelpath=stored_path(parent, wildcards.tseed))
-
-
-def control_model_eval(wildcards):
-    """The evaluation of the model ``{control}`` matches, for ``{tseed}``."""
-    model = VARIANTS[wildcards.control].matches
-    return LAYOUT.path("eval", modelpath=stored_path(model, wildcards.tseed))
-
-
-def control_parent_eval(wildcards):
-    parent = VARIANTS[wildcards.control].parent
-    return LAYOUT.path("eval", modelpath=stored_path(parent, wildcards.tseed))
-
-
-def control_kind(wildcards):
-    return VARIANTS[wildcards.control].method
-
-
-def control_plugins(wildcards):
-    return plugin_files(get_method(control_kind(wildcards)))
-
-
-def control_matches(wildcards):
-    return VARIANTS[wildcards.control].matches
-
-
-def control_seed(tseed, draw):
-    """Draw 1's seed is the training seed (as before draws existed); draw d another one."""
-    return tseed if draw == 1 else tseed + 10007 * (draw - 1)
-
-
-def control_search(wildcards):
-    """The strength search of ``{control}``: its kind's bounds, tolerance, tries and seed."""
-    settings = config["controls"]
-    kind = VARIANTS[wildcards.control].method
-    return {
-        "bounds": settings["bounds"][kind],
-        "tolerance": settings["tolerance"],
-        "max_tries": settings["max_tries"],
-        "seed": control_seed(int(wildcards.tseed), VARIANTS[wildcards.control].value),
-    }
-
-
 def variant_spec(wildcards):
     """What the compression job runs: method, exact level and options (canonical)."""
     v = VARIANTS[getattr(wildcards, "variant", None) or wildcards.student]
     return canonical({"method": v.method, "level": v.value, "options": dict(v.options)})
-
-
-def student_spec(wildcards):
-    """What the distillation job runs: variant_spec, plus, for a share of the layers chosen
-    by block influence, the rule and the calibration it measures on (left out otherwise,
-    so that students of the default even spread keep their params)."""
-    spec = variant_spec(wildcards)
-    selection = config["distillation"]["layer_selection"]
-    if selection == "even" or isinstance(spec["level"], (str, list)):
-        return spec
-    return canonical(
-        {**spec, "layer_selection": selection, "calibration": config["calibration"]}
-    )
 
 
 def tseed_int(wildcards):
@@ -260,42 +184,11 @@ def seed_int(wildcards):
     return int(wildcards.seed)
 
 
-def reference_spec(wildcards):
-    return {"source": "hf", "path": REFERENCES[wildcards.reference]["path"]}
-
-
-def reference_key(wildcards):
-    return f"references.{wildcards.reference}"
-
-
-def promptset_plugins(wildcards):
-    return plugin_files(get_source(config["prompts"][wildcards.promptset]["source"]))
-
-
-def promptset_spec(wildcards):
-    """The loader options of a prompt set: the keys that are set, less the sampler's K."""
-    return canonical(
-        {
-            k: v
-            for k, v in config["prompts"][wildcards.promptset].items()
-            if v is not None and k != "samples"
-        }
-    )
-
-
 def regard_model_for(wildcards):
     """The regard classifier, for the bias prompt set only (None: no regard)."""
     if wildcards.promptset != config["report"]["bias_promptset"]:
         return None
     return config["scoring"]["regard_model"]
-
-
-def promptset_samples(wildcards):
-    return config["prompts"][wildcards.promptset]["samples"]
-
-
-def split_max_tokens(wildcards):
-    return config["corpus"][f"max_{wildcards.split}_tokens"]
 
 
 def checkpoint_dir(stage):
@@ -341,33 +234,6 @@ def shard_ids(promptset):
     return list(range(_shard_count(prompts, os.stat(prompts).st_mtime_ns)))
 
 
-def generation_shards(wildcards):
-    return expand(
-        LAYOUT.path("generation_shard"),
-        shard=shard_ids(wildcards.promptset),
-        allow_missing=True,
-    )
-
-
-def score_shards(wildcards):
-    return expand(
-        LAYOUT.path("score_shard"),
-        shard=shard_ids(wildcards.promptset),
-        allow_missing=True,
-    )
-
-
-def generations_file(seed, model, promptset):
-    """The generations of (seed, model, prompt set): gathered, or the only shard."""
-    shards = len(shard_ids(promptset))
-    return LAYOUT.generations(shards, seed=seed, model=model, promptset=promptset)
-
-
-def promptset_generations(wildcards):
-    """Every prompt set's generations of ``{model}`` for seed ``{seed}``."""
-    return [generations_file(wildcards.seed, wildcards.model, ps) for ps in PROMPTSETS]
-
-
 # ---- everything the tables need ------------------------------------------
 
 # The keys of the held-out evaluation (evaluate_model, match_control): the quality job's
@@ -390,53 +256,3 @@ INTRINSIC_PARAMS = {
     "batch_size": config["intrinsic"]["batch_size"],
     "seed": config["seed"],
 }
-
-
-def score_files(wildcards=None):
-    """The scores of every (seed, model, prompt set): gathered, or the only shard."""
-    shards = {ps: len(shard_ids(ps)) for ps in PROMPTSETS}
-    return {
-        (s, m, ps): LAYOUT.scores(shards[ps], seed=s, model=m, promptset=ps)
-        for s in SEEDS
-        for m in MODELS
-        for ps in PROMPTSETS
-    }
-
-
-def score_file_list(wildcards):
-    return list(score_files().values())
-
-
-def quality_files():
-    return {
-        (s, m): LAYOUT.path("quality", seed=s, model=m) for s in SEEDS for m in MODELS
-    }
-
-
-def eval_files():
-    return {
-        (s, m): LAYOUT.path("eval", modelpath=model_path(m, s))
-        for s in SEEDS
-        for m in MODELS
-    }
-
-
-def _intrinsic_outputs(name):
-    return {
-        (s, m): INTRINSIC_PATTERNS[name].format(modelpath=model_path(m, s))
-        for s in SEEDS
-        for m in MODELS
-        if INTRINSIC
-    }
-
-
-def intrinsic_files():
-    return _intrinsic_outputs("table")
-
-
-def item_files():
-    return _intrinsic_outputs("per_item")
-
-
-def prompt_files():
-    return {ps: LAYOUT.path("prompts", promptset=ps) for ps in PROMPTSETS}

@@ -3,6 +3,9 @@
 # the parent folder in, a verified compressed folder out.
 
 
+include: "inputs/compress.smk"
+
+
 rule compress_model:
     input:
         unpack(compress_inputs),

@@ -3,6 +3,9 @@
 # parent equals the model's; then a model of the study like any other.
 
 
+include: "inputs/control.smk"
+
+
 rule match_control:
     input:
         parent=control_parent_dir,

@@ -1,6 +1,9 @@
 # Data: the base model, the reference models, the corpus and the prompt sets.
 
 
+include: "inputs/data.smk"
+
+
 rule import_base_model:
     output:
         directory(LAYOUT.path("model", modelpath="base")),

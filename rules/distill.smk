@@ -3,6 +3,9 @@
 # language-modelling loss alone (nokd-*).
 
 
+include: "inputs/distill.smk"
+
+
 rule distill_student:
     input:
         teacher=parent_dir,

@@ -4,6 +4,9 @@
 # rerun after a failure redoes only the missing shards.
 
 
+include: "inputs/generate.smk"
+
+
 rule generate_continuations:
     input:
         model=model_dir,

@@ -5,6 +5,9 @@
 # them to the thresholds against the parent's, with bootstrap intervals.
 
 
+include: "inputs/quality.smk"
+
+
 rule assess_quality:
     input:
         generations=promptset_generations,

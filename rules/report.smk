@@ -1,6 +1,9 @@
 # Aggregation into the tidy tables, figures for the report.
 
 
+include: "inputs/report.smk"
+
+
 rule aggregate_metrics:
     input:
         scores=score_file_list,

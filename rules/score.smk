@@ -7,6 +7,9 @@
 # importing torch and transformers costs more than a small model's evaluation.
 
 
+include: "inputs/score.smk"
+
+
 rule score_continuations:
     input:
         generations=LAYOUT.path("generation_shard"),

@@ -64,7 +64,7 @@ def test_no_rule_spells_a_result_path() -> None:
     spelled = re.compile(rf"[\"'/](results|{'|'.join(dirs)})/")
     offenders = [
         f"{smk.name}:{n}: {line.strip()}"
-        for smk in sorted([*(REPO / "rules").glob("*.smk"), REPO / "Snakefile"])
+        for smk in sorted([*(REPO / "rules").rglob("*.smk"), REPO / "Snakefile"])
         for n, line in enumerate(smk.read_text().splitlines(), 1)
         if spelled.search(line) and not line.lstrip().startswith("#")
     ]
