@@ -4,7 +4,9 @@
   ``weights_only=True`` (a pickle can run code when it is loaded);
 * model weights go to ``.safetensors`` only; the one ``torch.save`` is the
   training checkpoint's optimizer / RNG state, read back with ``weights_only=True``;
-* a token in the environment (``HF_TOKEN``) never reaches ``provenance.json``.
+* a token in the environment (``HF_TOKEN``) never reaches ``provenance.json``;
+* a user's Detoxify checkpoint is read with ``weights_only=True`` (the library itself would
+  unpickle it with ``weights_only=False``): a pickled payload is refused and never runs.
   (The workflow-wide check of logs and results is in ``test_kill_resume.py``.)
 """
 
@@ -17,8 +19,11 @@ import pytest
 import torch
 
 from compfair import io
+from compfair.io import InputError
 from compfair.models import load_model, save_model
+from compfair.scoring import get_scorer
 from compfair.training import TrainConfig, train
+from tests.support import build_random_detoxify_checkpoint
 from tests.workflow.conftest import REPO
 
 SOURCES = sorted([*(REPO / "compfair").rglob("*.py"), *(REPO / "workflow_scripts").rglob("*.py")])
@@ -122,3 +127,37 @@ def test_model_folder_holds_no_token(tmp_path: Path, monkeypatch: pytest.MonkeyP
     import_base_model(spec, tmp_path / "base", seed=0)
     leaks = [p.name for p in (tmp_path / "base").iterdir() if SECRET.encode() in p.read_bytes()]
     assert not leaks
+
+
+class _Payload:
+    """Unpickled, it creates the file ``path`` (a harmless stand-in for running code)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.path, "w"))
+
+
+def test_a_detoxify_checkpoint_carrying_code_is_refused_and_never_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's Detoxify checkpoint is read with weights_only=True by the scorer, not by the
+    library (which unpickles it with weights_only=False): a pickled payload is refused, naming
+    the file and the config key, and does not run. The library's own load would run it."""
+    pytest.importorskip("detoxify")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ckpt, folder, _ = build_random_detoxify_checkpoint(tmp_path)
+    marker = tmp_path / "payload-ran"
+    tampered = tmp_path / "tampered.ckpt"
+    torch.save({**torch.load(ckpt, weights_only=True), "extra": _Payload(str(marker))}, tampered)
+    options = {"device": "cpu", "huggingface_config_path": str(folder)}
+    with pytest.raises(InputError, match=r"tampered\.ckpt refused .*scorer_options\.checkpoint"):
+        get_scorer("detoxify", checkpoint=str(tampered), **options)
+    assert not marker.exists()
+    scorer = get_scorer("detoxify", checkpoint=str(ckpt), **options)  # the clean one loads
+    assert scorer.score(["you are nice"]).shape == (1,)
+    from detoxify.detoxify import load_checkpoint
+
+    load_checkpoint(checkpoint=str(tampered), huggingface_config_path=str(folder))
+    assert marker.exists()  # what the scorer's own read prevents

@@ -323,10 +323,13 @@ def test_detoxify_options_and_local_checkpoint(
 ) -> None:
     monkeypatch.setitem(sys.modules, "detoxify", _fake_detoxify_module())
     _FakeDetoxify.calls = []
+    get_scorer("detoxify", variant="unbiased", device="cpu")
+    assert _FakeDetoxify.calls[0] == ("init", "unbiased", None, "cpu", None)
     ckpt = tmp_path / "toxic_debiased.ckpt"
-    ckpt.write_bytes(b"x")
-    get_scorer("detoxify", variant="unbiased", checkpoint=str(ckpt), device="cpu")
-    assert _FakeDetoxify.calls[0] == ("init", "unbiased", str(ckpt), "cpu", None)
+    ckpt.write_bytes(b"x")  # not a checkpoint: refused before the library sees it
+    with pytest.raises(InputError, match="toxic_debiased.ckpt refused.*scorer_options.checkpoint"):
+        get_scorer("detoxify", variant="unbiased", checkpoint=str(ckpt), device="cpu")
+    assert len(_FakeDetoxify.calls) == 1
     # device None: CUDA when available
     get_scorer("detoxify")
     expected = "cuda" if torch.cuda.is_available() else "cpu"

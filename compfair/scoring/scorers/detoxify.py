@@ -31,7 +31,10 @@ class DetoxifyScorer(ToxicityScorer):
     base model with ``HF_HUB_OFFLINE=1`` (detoxify 0.5 reads the base config
     by hub id even when given the folder). ``device`` None picks CUDA when
     available. The ``detoxify`` package is imported only here
-    (``pip install detoxify``).
+    (``pip install detoxify``). A ``checkpoint`` is read by this scorer with
+    ``torch.load(weights_only=True)`` and only its config and tensors are handed to the
+    library, whose own loader would unpickle the file with ``weights_only=False`` (a
+    tampered checkpoint could then run code): one that holds anything else is refused.
     """
 
     uses_gpu = True
@@ -110,17 +113,18 @@ def _load_model(
     checkpoint: str | Path | None,
     huggingface_config_path: str | Path | None,
 ) -> Any:
-    """``detoxify.Detoxify``; a failed download is an InputError saying how to work offline."""
+    """``detoxify.Detoxify``; a failed download is an InputError saying how to work offline.
+
+    A user's checkpoint is read here (:func:`_read_checkpoint`), never by the library, which
+    unpickles it with ``weights_only=False``: a tampered file would run code."""
     urls = getattr(getattr(detoxify, "detoxify", None), "MODEL_URLS", {})
     resource = str(checkpoint) if checkpoint is not None else urls.get(variant, variant)
+    config_path = None if huggingface_config_path is None else str(huggingface_config_path)
     try:
+        if checkpoint is not None:
+            return _from_checkpoint(detoxify, _read_checkpoint(checkpoint), device, config_path)
         return detoxify.Detoxify(
-            model_type=variant,
-            checkpoint=None if checkpoint is None else str(checkpoint),
-            device=device,
-            huggingface_config_path=(
-                None if huggingface_config_path is None else str(huggingface_config_path)
-            ),
+            model_type=variant, checkpoint=None, device=device, huggingface_config_path=config_path
         )
     except OSError as exc:  # URLError, hub connection and missing-file errors
         raise InputError(
@@ -131,3 +135,46 @@ def _load_model(
             "tokenizer must then be in the Hugging Face cache, used with HF_HUB_OFFLINE=1, "
             "or in a folder named by scoring.scorer_options.huggingface_config_path)"
         ) from exc
+
+
+#: Detoxify's renaming of its training data's class names (as the library does).
+_CLASS_NAMES = {
+    "toxic": "toxicity",
+    "identity_hate": "identity_attack",
+    "severe_toxic": "severe_toxicity",
+}
+
+
+def _read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
+    """A Detoxify checkpoint (``{"config": ..., "state_dict": ...}``) read with
+    ``torch.load(weights_only=True)``: tensors and plain containers only, no code."""
+    import torch
+
+    key = "(config key scoring.scorer_options.checkpoint)"
+    try:
+        loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for a refused type; others for a non-checkpoint
+        raise InputError(
+            f"detoxify: checkpoint {checkpoint} refused {key}: it holds more than tensors and "
+            f"plain containers, which could run code when unpickled, or is not a checkpoint: {exc}"
+        ) from exc
+    if not isinstance(loaded, dict) or not {"config", "state_dict"} <= set(loaded):
+        raise InputError(f"detoxify: checkpoint {checkpoint} has no config and state_dict {key}")
+    return loaded
+
+
+def _from_checkpoint(
+    detoxify: ModuleType, loaded: dict[str, Any], device: str, config_path: str | None
+) -> Any:
+    """The library's ``Detoxify`` object, built from a checkpoint read by :func:`_read_checkpoint`
+    (what ``Detoxify.__init__`` does after its own, unsafe, load)."""
+    classes = [_CLASS_NAMES.get(c, c) for c in loaded["config"]["dataset"]["args"]["classes"]]
+    model, tokenizer = detoxify.detoxify.get_model_and_tokenizer(
+        **loaded["config"]["arch"]["args"],
+        state_dict=loaded["state_dict"],
+        huggingface_config_path=config_path,
+    )
+    scorer = detoxify.Detoxify.__new__(detoxify.Detoxify)
+    scorer.model, scorer.tokenizer, scorer.class_names = model.to(device), tokenizer, classes
+    scorer.device = device
+    return scorer
