@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compfair.variants import BASE
+
 #: The result files of a study, relative to ``results/<study>/``.
 PATTERNS: Mapping[str, str] = {
     "corpus": "data/corpus/{split}.jsonl",
@@ -41,9 +43,6 @@ PATTERNS: Mapping[str, str] = {
     "figure": "figures/{figure}.png",
 }
 
-#: ``{modelpath}`` of the base model, a reference model, and every model trained with a seed.
-BASE_PATH = "base"
-
 
 class _Partial(string.Formatter):
     """Fills the fields it is given; leaves the others as ``{field}`` (Snakemake wildcards)."""
@@ -60,8 +59,8 @@ def fill(pattern: str, **fields: Any) -> str:
 def stored_path(model: str, family: str, tseed: int | str) -> str:
     """The ``{modelpath}`` of ``model``: the base model once, references by name, every other
     model per training seed."""
-    if family == BASE_PATH:
-        return BASE_PATH
+    if family == BASE:
+        return BASE
     if family == "reference":
         return f"reference/{model}"
     return f"seed-{tseed}/{model}"

@@ -11,6 +11,7 @@ import yaml
 
 from compfair.config import drop_removed
 from compfair.variants import build_variants
+from tests.support import layered
 
 from .conftest import (
     REPO,
@@ -32,16 +33,8 @@ SEED = SMOKE_CONFIG["seed"]
 
 
 def _layered(base: dict, preset: dict) -> dict:
-    """A preset over config.yaml as Snakemake layers them (nested keys updated), nulls removed."""
-
-    def update(a: dict, b: dict) -> dict:
-        for k, v in b.items():
-            a[k] = (
-                update(dict(a[k]), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-            )
-        return a
-
-    config = update(dict(base), preset)
+    """A preset over config.yaml as Snakemake layers them, nulls removed."""
+    config = layered(base, preset)
     drop_removed(config)
     return config
 
